@@ -1,0 +1,30 @@
+// Command raftkvctl is the command-line client of a raftkv cluster. Build it
+// with `go build -o raftkvctl ./cmd/ctl`.
+//
+// Usage:
+//
+//	raftkvctl [global flags] COMMAND [flags] [args]
+//
+// Commands are put, get, del, scan, txn, status and member list; `raftkvctl
+// --help` lists them and `raftkvctl COMMAND --help` describes one. Global
+// flags (--endpoints, --timeout, -o table|json) may come before or after the
+// command name.
+//
+// Exit codes: 0 success, 1 error, 2 usage error (unknown command, bad flag,
+// wrong arguments), 3 key not found (get of a missing key).
+//
+// # Structure
+//
+// main.go parses the global flags, picks the command, parses the command's
+// flags and maps the command's error to an exit code; only main calls
+// os.Exit. Each command lives in its own file as a type with a constructor
+// (which declares its flag.FlagSet) and a run(ctx, args) method that gets the
+// positional arguments and a ctx whose deadline is --timeout. There are no
+// package-level flag variables. Output goes through the printer interface
+// (printer.go) with a table and a JSON implementation.
+//
+// raftkvctl is an online tool: it talks to the cluster only through package
+// client and api/kvpb, and must never import server packages (node,
+// transport, fsm). Offline commands (backups, data directories) belong in a
+// separate tool, as etcd splits etcdctl and etcdutl.
+package main

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	"github.com/raftkv/raftkv/api/kvpb"
+)
+
+var putSpec = commandSpec{
+	name:     "put",
+	synopsis: "put KEY VALUE",
+	summary:  "write a key (VALUE - reads stdin)",
+	help: `Write VALUE to KEY. A VALUE of "-" reads the value from standard input.
+
+Table output prints OK and the revision of the write. A put that fails with
+"write outcome unknown" may or may not have been applied: read the key.`,
+	new: func(e *env) command { return newPutCommand(e) },
+}
+
+// putCommand implements `raftkvctl put`.
+type putCommand struct {
+	env    *env
+	fs     *flag.FlagSet
+	prevKV bool
+}
+
+func newPutCommand(e *env) *putCommand {
+	c := &putCommand{env: e, fs: newFlagSet("put")}
+	c.fs.BoolVar(&c.prevKV, "prev-kv", false, "also print the key-value pair before the put")
+	return c
+}
+
+func (c *putCommand) flags() *flag.FlagSet { return c.fs }
+
+func (c *putCommand) run(ctx context.Context, args []string) error {
+	if err := wantArgs(args, 2, 2, "KEY VALUE"); err != nil {
+		return err
+	}
+	key, err := keyArg(args[0])
+	if err != nil {
+		return err
+	}
+	value, err := c.env.readValue(args[1])
+	if err != nil {
+		return err
+	}
+	cli, err := c.env.client()
+	if err != nil {
+		return err
+	}
+	resp, err := cli.Put(ctx, &kvpb.PutRequest{Key: key, Value: value, PrevKv: c.prevKV})
+	if err != nil {
+		return err
+	}
+	return c.env.printer().put(resp)
+}

@@ -1,0 +1,131 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftkv/raftkv/api/kvpb"
+	"github.com/raftkv/raftkv/fsm/fsmpb"
+	"github.com/raftkv/raftkv/transport"
+)
+
+// Status reports this node's view of itself and the cluster.
+func (n *Node) Status(context.Context) (*kvpb.StatusResponse, error) {
+	leaderID, leaderAddr := n.leaderGRPC()
+	st := n.fsm.Stats()
+	lastSnap, _ := n.lastSnapshot()
+	return &kvpb.StatusResponse{
+		NodeId:            n.cfg.ID,
+		GrpcAddr:          n.GRPCAddr(),
+		RaftAddr:          n.RaftAddr(),
+		RaftState:         n.raft.State().String(),
+		LeaderId:          leaderID,
+		LeaderGrpcAddr:    leaderAddr,
+		Term:              n.raft.CurrentTerm(),
+		CommitIndex:       n.raft.CommitIndex(),
+		AppliedIndex:      st.AppliedIndex,
+		LastLogIndex:      n.raft.LastIndex(),
+		StoreSizeBytes:    st.SizeBytes,
+		KeyCount:          st.KeyCount,
+		Version:           Version,
+		LastSnapshotIndex: lastSnap,
+	}, nil
+}
+
+func (n *Node) lastSnapshot() (uint64, error) {
+	var idx uint64
+	_, err := fmt.Sscan(n.raft.Stats()["last_snapshot_index"], &idx)
+	return idx, err
+}
+
+// MemberList lists the servers of the raft configuration with their gRPC
+// addresses.
+func (n *Node) MemberList(ctx context.Context) (*kvpb.MemberListResponse, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("get raft configuration: %w", err)
+	}
+	_, leader := n.raft.LeaderWithID()
+	addrs := n.fsm.Members()
+	resp := &kvpb.MemberListResponse{Header: n.header(n.fsm.AppliedIndex())}
+	for _, s := range f.Configuration().Servers {
+		resp.Members = append(resp.Members, &kvpb.Member{
+			Id:       string(s.ID),
+			RaftAddr: string(s.Address),
+			GrpcAddr: addrs[string(s.ID)],
+			Suffrage: s.Suffrage.String(),
+			IsLeader: s.ID == leader,
+		})
+	}
+	return resp, nil
+}
+
+// RegisterMember implements transport.Internal: the leader records id's gRPC
+// address through raft.
+func (n *Node) RegisterMember(ctx context.Context, id, grpcAddr string) (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		lid, addr := n.leaderGRPC()
+		return 0, &transport.NotLeaderError{LeaderID: lid, LeaderAddr: addr}
+	}
+	res, err := n.apply(ctx, &fsmpb.Command{Op: &fsmpb.Command_SetMember{SetMember: &fsmpb.SetMember{Id: id, GrpcAddr: grpcAddr}}})
+	if err != nil {
+		return 0, err
+	}
+	return res.Index, nil
+}
+
+// runMembership keeps this node's gRPC address registered in the replicated
+// state, so followers can forward to it when it leads and operators can list
+// it. It re-checks on every leader change and periodically.
+func (n *Node) runMembership() {
+	defer n.wg.Done()
+	obs := make(chan raft.Observation, 4)
+	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(observer)
+	defer n.raft.DeregisterObserver(observer)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		if err := n.ensureRegistered(); err != nil {
+			n.logger.Debug("register gRPC address", "err", err)
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-obs:
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *Node) ensureRegistered() error {
+	want := n.GRPCAddr()
+	if n.fsm.Members()[n.cfg.ID] == want {
+		return nil
+	}
+	lid, laddr := n.leaderGRPC()
+	if lid == "" {
+		return transport.ErrNoLeader
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if lid == n.cfg.ID {
+		_, err := n.RegisterMember(ctx, n.cfg.ID, want)
+		return err
+	}
+	if laddr == "" {
+		return fmt.Errorf("%w: leader %s address unknown", transport.ErrNoLeader, lid)
+	}
+	cli, err := n.peers.Internal(laddr)
+	if err != nil {
+		return err
+	}
+	_, err = cli.RegisterMember(transport.ForwardContext(ctx), &kvpb.RegisterMemberRequest{Id: n.cfg.ID, GrpcAddr: want})
+	return err
+}

@@ -1,0 +1,187 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/raftkv/raftkv/transport"
+)
+
+// Peer is one server of an initial cluster.
+type Peer struct {
+	// ID is the raft server id.
+	ID string
+	// RaftAddr is the address of the peer's raft port.
+	RaftAddr string
+}
+
+// Config is the plain-value configuration of one node. cmd/node fills it from
+// flags; tests fill it directly.
+type Config struct {
+	// ID is this node's raft server id; unique and stable for the node's life.
+	ID string
+	// DataDir holds raft/raft.db, raft/snapshots and the FSM store.
+	DataDir string
+	// GRPCAddr is the client API listen address; GRPCAdvertise the address
+	// other nodes and clients use (defaults to GRPCAddr).
+	GRPCAddr      string
+	GRPCAdvertise string
+	// RaftAddr is the raft peer listen address; RaftAdvertise the address
+	// peers dial (defaults to RaftAddr).
+	RaftAddr      string
+	RaftAdvertise string
+	// HTTPAddr serves /healthz; empty disables the HTTP server.
+	HTTPAddr string
+
+	// Bootstrap starts a new cluster from InitialCluster (or this node alone
+	// when InitialCluster is empty) if the data dir holds no raft state.
+	// Existing state is never overwritten.
+	Bootstrap bool
+	// InitialCluster lists every server of a new cluster, this one included.
+	InitialCluster []Peer
+
+	// Raft timing. Defaults suit a LAN; the test harness shortens them.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot,
+	// SnapshotInterval how often raft checks, TrailingLogs how many entries
+	// stay in the log after a snapshot (for slow followers), SnapshotRetain
+	// how many snapshots stay on disk.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	SnapshotRetain    int
+	// MaxAppendEntries caps entries per AppendEntries RPC and per FSM batch.
+	MaxAppendEntries int
+
+	// Limits bounds request sizes.
+	Limits transport.Limits
+	// RequestTimeout is the deadline of a request that arrives without one.
+	RequestTimeout time.Duration
+	// LogLevel is the level of this node's logs, raft's included.
+	LogLevel slog.Level
+}
+
+// DefaultConfig returns a working single-node configuration on 127.0.0.1 with
+// data in ./raftkv-data.
+func DefaultConfig() Config {
+	return Config{
+		ID:                 "node1",
+		DataDir:            "raftkv-data",
+		GRPCAddr:           "127.0.0.1:7001",
+		RaftAddr:           "127.0.0.1:7002",
+		HTTPAddr:           "127.0.0.1:7003",
+		Bootstrap:          true,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
+		SnapshotRetain:     2,
+		MaxAppendEntries:   256,
+		Limits:             transport.DefaultLimits(),
+		RequestTimeout:     10 * time.Second,
+		LogLevel:           slog.LevelInfo,
+	}
+}
+
+// Validate checks every field and the relations between them.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == "" || strings.ContainsAny(c.ID, ", =") {
+		errs = append(errs, fmt.Errorf("id %q must be non-empty without commas, spaces or '='", c.ID))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir must be set"))
+	}
+	for name, addr := range map[string]string{"grpc addr": c.GRPCAddr, "raft addr": c.RaftAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
+		}
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("leader lease timeout %s must not exceed heartbeat timeout %s", c.LeaderLeaseTimeout, c.HeartbeatTimeout))
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("election timeout %s must be at least heartbeat timeout %s", c.ElectionTimeout, c.HeartbeatTimeout))
+	}
+	if c.CommitTimeout <= 0 || c.SnapshotInterval <= 0 || c.SnapshotThreshold == 0 || c.SnapshotRetain < 1 {
+		errs = append(errs, errors.New("commit timeout, snapshot interval, snapshot threshold and snapshot retain must be positive"))
+	}
+	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
+		errs = append(errs, fmt.Errorf("max append entries %d must be in 1..1024", c.MaxAppendEntries))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("request timeout must be positive"))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	seen := map[string]bool{}
+	self := false
+	for _, p := range c.InitialCluster {
+		if p.ID == "" || p.RaftAddr == "" {
+			errs = append(errs, fmt.Errorf("initial cluster entry %+v needs id and address", p))
+		}
+		if seen[p.ID] {
+			errs = append(errs, fmt.Errorf("initial cluster lists %q twice", p.ID))
+		}
+		seen[p.ID] = true
+		if p.ID == c.ID {
+			self = true
+			if p.RaftAddr != c.raftAdvertise() {
+				errs = append(errs, fmt.Errorf("initial cluster gives %s the address %s but its raft advertise address is %s", p.ID, p.RaftAddr, c.raftAdvertise()))
+			}
+		}
+	}
+	if len(c.InitialCluster) > 0 && !self {
+		errs = append(errs, fmt.Errorf("initial cluster does not include this node %q", c.ID))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) raftAdvertise() string {
+	if c.RaftAdvertise != "" {
+		return c.RaftAdvertise
+	}
+	return c.RaftAddr
+}
+
+func (c Config) grpcAdvertise() string {
+	if c.GRPCAdvertise != "" {
+		return c.GRPCAdvertise
+	}
+	return c.GRPCAddr
+}
+
+// ParseInitialCluster parses "id=host:port,id=host:port".
+func ParseInitialCluster(s string) ([]Peer, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var peers []Peer
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("initial cluster entry %q: want id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("initial cluster entry %q: %w", part, err)
+		}
+		peers = append(peers, Peer{ID: id, RaftAddr: addr})
+	}
+	return peers, nil
+}

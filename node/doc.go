@@ -1,0 +1,9 @@
+// Package node is the composition root of a raftkv server: it builds the
+// raft log and stable store (raft-boltdb), the snapshot store, the FSM and
+// its local store, the raft peer transport and the gRPC and HTTP servers, and
+// it owns the write path and the read path (see docs/write-path.md).
+//
+// node is the one place that wires a node: cmd/node and the test harness in
+// node/nodetest both call New, so production and tests cannot drift apart.
+// Nothing imports node except those two.
+package node

@@ -1,0 +1,25 @@
+// Package store is raftkv's persistent local state: the key-value data, the
+// raft applied index it reflects, and the member address book, in one bbolt
+// file.
+//
+// It owns the on-disk layout of that file (buckets, record encoding, the
+// store format version) and the transactional bookkeeping that must commit
+// together with the data: the applied index and term, and the key count.
+// Every write goes through [Store.Update], so the data and the applied index
+// it corresponds to are always durable together; that is what lets the FSM
+// replay raft entries idempotently after a restart.
+//
+// It must never know about raft, protobuf or the cache: it stores what it is
+// told and computes nothing (revisions and versions are chosen by package
+// fsm). It never logs. It never panics on a bad file: a corrupt or foreign
+// file is reported by [Open] as an error wrapping [ErrCorrupt] or
+// [ErrUnknownFormat].
+//
+// Layout (NB: persisted; changing any of it requires a new [FormatVersion]
+// and an upgrade path):
+//
+//	bucket "kv":      key -> create_revision u64 | mod_revision u64 | version u64 | value
+//	                  (fixed 8-byte big-endian integers, then the value bytes)
+//	bucket "meta":    "format_version", "applied_index", "applied_term", "key_count" -> u64 big-endian
+//	bucket "members": member id -> address string
+package store
