@@ -44,23 +44,31 @@ var errUpgrade = errors.New("upgrade this node")
 // set for SetMember, for non-command entries, and for entries skipped as
 // already applied (replay after a restart).
 type Result struct {
-	Index  uint64
-	Err    error
-	Put    *PutResult
+	// Index is the entry's raft index: the revision of its writes.
+	Index uint64
+	// Err is the deterministic apply failure, or nil.
+	Err error
+	// Put is the outcome of a Put command.
+	Put *PutResult
+	// Delete is the outcome of a DeleteRange command.
 	Delete *DeleteResult
-	Txn    *TxnResult
+	// Txn is the outcome of a Txn command.
+	Txn *TxnResult
 }
 
 // PutResult is the outcome of a Put. PrevKV is the key-value the Put
 // replaced, set only if the Put asked for it and the key existed.
 type PutResult struct {
+	// PrevKV is the replaced key-value, if requested and it existed.
 	PrevKV *KeyValue
 }
 
 // DeleteResult is the outcome of a DeleteRange: how many keys it deleted
 // and, if asked for, their previous key-values in key order.
 type DeleteResult struct {
+	// Deleted is the number of keys deleted.
 	Deleted int64
+	// PrevKVs are the deleted key-values, if requested, in key order.
 	PrevKVs []KeyValue
 }
 
@@ -68,14 +76,19 @@ type DeleteResult struct {
 // success branch ran) and one OpResult per op of the branch that ran, in
 // order.
 type TxnResult struct {
+	// Succeeded is true if every compare held and the success branch ran.
 	Succeeded bool
-	Ops       []OpResult
+	// Ops are the outcomes of the branch's ops, in order.
+	Ops []OpResult
 }
 
 // OpResult is the outcome of one Txn op; exactly one field is set.
 type OpResult struct {
-	Range  *RangeResult
-	Put    *PutResult
+	// Range is the outcome of a Range op, read at that point of the Txn.
+	Range *RangeResult
+	// Put is the outcome of a Put op.
+	Put *PutResult
+	// Delete is the outcome of a DeleteRange op.
 	Delete *DeleteResult
 }
 
@@ -98,6 +111,9 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 // would make this node silently diverge. Nothing of the batch is committed
 // in that case.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	if len(logs) == 0 {
+		return nil
+	}
 	results := make([]interface{}, len(logs))
 	f.mu.RLock()
 	defer f.mu.RUnlock()

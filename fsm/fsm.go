@@ -91,7 +91,8 @@ type Stats struct {
 	AppliedIndex uint64
 	// KeyCount is the number of keys.
 	KeyCount int64
-	// SizeBytes is the size of the store file.
+	// SizeBytes is the size of the data in the store file (see
+	// store.Stats.SizeBytes).
 	SizeBytes int64
 }
 
@@ -118,7 +119,8 @@ type FSM struct {
 	waitMu  sync.Mutex
 	waitCh  chan struct{} // closed and replaced whenever applied changes
 
-	bg sync.WaitGroup // closers of stores replaced by Restore
+	bg       sync.WaitGroup // closers of stores replaced by Restore
+	restores atomic.Uint64  // snapshots restored since New
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)

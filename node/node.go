@@ -160,6 +160,10 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 	// those it already has.
 	rc.NoSnapshotRestoreOnStart = true
 
+	if err := n.catchUpFromSnapshot(snaps); err != nil {
+		return nil, err
+	}
+
 	hasState, err := raft.HasExistingState(cachedLogs, n.logStore, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("check existing raft state: %w", err)
@@ -215,6 +219,43 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 	n.logger.Info("node started", "grpc_addr", n.GRPCAddr(), "raft_addr", string(n.raftTrans.LocalAddr()),
 		"raft_index", n.openedAppliedIndex, "bootstrapped", !hasState && cfg.Bootstrap, "version", Version)
 	return n, nil
+}
+
+// catchUpFromSnapshot restores raft's newest snapshot into the FSM when the
+// store is behind it (for example store.db was lost or replaced by an older
+// copy). raft runs with NoSnapshotRestoreOnStart and replays only the
+// entries after its newest snapshot, so a store behind that snapshot would
+// otherwise silently miss the entries in between.
+func (n *Node) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
+	metas, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(metas) == 0 {
+		return nil
+	}
+	latest := metas[0]
+	_, rc, err := snaps.Open(latest.ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", latest.ID, err)
+	}
+	idx, err := fsm.SnapshotIndex(rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("read snapshot %s: %w", latest.ID, err)
+	}
+	applied := n.fsm.AppliedIndex()
+	if idx <= applied {
+		return nil
+	}
+	n.logger.Warn("store is behind the newest raft snapshot; restoring it", "raft_index", applied, "snapshot_index", idx, "snapshot", latest.ID)
+	if _, rc, err = snaps.Open(latest.ID); err != nil {
+		return fmt.Errorf("open snapshot %s: %w", latest.ID, err)
+	}
+	if err := n.fsm.Restore(rc); err != nil {
+		return fmt.Errorf("restore snapshot %s into a store that is behind it: %w", latest.ID, err)
+	}
+	return nil
 }
 
 func (n *Node) bootstrap() error {
@@ -312,4 +353,4 @@ func (n *Node) FirstLogIndex() (uint64, error) { return n.logStore.FirstIndex() 
 
 // SnapshotsRestored returns how many snapshots the FSM has restored since the
 // node started (installs from the leader and online restores).
-func (n *Node) SnapshotsRestored() uint64 { return 0 }
+func (n *Node) SnapshotsRestored() uint64 { return n.fsm.Restores() }

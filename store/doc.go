@@ -11,9 +11,12 @@
 //
 // It must never know about raft, protobuf or the cache: it stores what it is
 // told and computes nothing (revisions and versions are chosen by package
-// fsm). It never logs. It never panics on a bad file: a corrupt or foreign
-// file is reported by [Open] as an error wrapping [ErrCorrupt] or
-// [ErrUnknownFormat].
+// fsm). It never logs. [Open] never panics on a bad file: a corrupt or
+// foreign file is reported as an error wrapping [ErrCorrupt] or
+// [ErrUnknownFormat]. bbolt checksums only its meta pages, so damage to a data
+// page can pass Open unnoticed and surface (possibly as a bbolt panic) when
+// that page is read; detecting that is the job of snapshots' checksums and
+// FSM.Hash comparisons between replicas, not of this package.
 //
 // Layout (NB: persisted; changing any of it requires a new [FormatVersion]
 // and an upgrade path):

@@ -33,7 +33,8 @@ const (
 	// file would stall behind that snapshot. Mapping 1 GiB up front only
 	// reserves address space (the file itself grows with the data on Unix),
 	// so a writer remaps, and can block on a long read, only once the data
-	// outgrows it.
+	// outgrows it. One visible side effect: bbolt then extends the file in
+	// 16 MiB steps, so even an empty store is a 16 MiB (sparse) file.
 	DefaultInitialMmapSize = 1 << 30
 
 	// DefaultLockTimeout is the lock wait used when Options.LockTimeout is
@@ -100,7 +101,9 @@ type Options struct {
 type Stats struct {
 	// KeyCount is the number of keys in the kv bucket.
 	KeyCount int64
-	// SizeBytes is the size of the store file in bytes.
+	// SizeBytes is the size of the data in the store file: its highest page in
+	// use times the page size. The file itself may be larger, as bbolt
+	// preallocates it (sparsely) in steps.
 	SizeBytes int64
 }
 
@@ -321,8 +324,8 @@ func (s *Store) Update(fn func(*WriteTx) error) error {
 	return nil
 }
 
-// View runs fn in a read transaction. The ReadTx, and every slice obtained
-// from it, stay valid after fn returns (values are copied out of the map).
+// View runs fn in a read transaction. The ReadTx is valid only inside fn;
+// the KeyValues read through it are copies and stay valid after it.
 func (s *Store) View(fn func(*ReadTx) error) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -359,7 +362,7 @@ func (s *Store) BeginRead() (*ReadTx, error) {
 	return &ReadTx{reader: r, owned: true}, nil
 }
 
-// Stats returns the key count and file size, read in one transaction.
+// Stats returns the key count and data size, read in one transaction.
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
 	err := s.View(func(tx *ReadTx) error {
@@ -399,7 +402,7 @@ func (s *Store) Rename(newPath string) error {
 		return fmt.Errorf("store: rename %q to %q: %w", s.path, newPath, err)
 	}
 	s.path = newPath
-	if err := SyncDir(filepath.Dir(newPath)); err != nil {
+	if err := syncDir(filepath.Dir(newPath)); err != nil {
 		return fmt.Errorf("store: rename %q: %w", newPath, err)
 	}
 	return nil
@@ -417,8 +420,8 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// SyncDir fsyncs a directory, making renames and creations in it durable.
-func SyncDir(dir string) error {
+// syncDir fsyncs a directory, making renames and creations in it durable.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %q: %w", dir, err)

@@ -162,8 +162,8 @@ func (r *reader) KeyCount() (int64, error) {
 	return n + r.keyDelta, err
 }
 
-// Size returns the size in bytes of the store file as seen by this
-// transaction.
+// Size returns the size in bytes of the data in the store file as seen by
+// this transaction (highest page in use times the page size).
 func (r *reader) Size() int64 { return r.tx.Size() }
 
 func (r *reader) applied() (index, term uint64, err error) {

@@ -1,0 +1,5 @@
+// Package e2e drives real raftkvd processes, started by scripts/cluster.sh,
+// through raftkvctl and the gRPC API. Its tests carry the build tag e2e and
+// run in `make test` after `make build`; RAFTKV_BIN names the directory
+// holding the binaries.
+package e2e
