@@ -36,8 +36,15 @@ type Member struct {
 	log      *tlogWriter
 }
 
+// NodeConfig is the configuration an Option adjusts.
+type NodeConfig = node.Config
+
 // Option adjusts the node configuration of every member before start.
-type Option func(*node.Config)
+type Option func(*NodeConfig)
+
+// ProductionTimings returns node.DefaultConfig, whose raft timings suit
+// benchmarks that load the machine.
+func ProductionTimings() node.Config { return node.DefaultConfig() }
 
 // TestConfig returns the configuration the harness starts nodes with:
 // node.DefaultConfig with raft timeouts short enough for tests.
