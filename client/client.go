@@ -161,6 +161,21 @@ func (c *Client) Status(ctx context.Context, endpoint string) (*kvpb.StatusRespo
 	return resp, nil
 }
 
+// StateHash asks one specific node for the hash of its replicated state, with
+// a single try, like Status. The store is read whole, so this is for
+// consistency checks, not for polling loops.
+func (c *Client) StateHash(ctx context.Context, endpoint string) (*kvpb.StateHashResponse, error) {
+	cc, err := c.conn(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := kvpb.NewAdminClient(cc).StateHash(ctx, &kvpb.StateHashRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("state hash %s: %w", endpoint, err)
+	}
+	return resp, nil
+}
+
 // conn returns the connection to ep, creating it on first use.
 func (c *Client) conn(ep string) (*grpc.ClientConn, error) {
 	c.mu.Lock()

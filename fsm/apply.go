@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/raftkv/raftkv/fsm/fsmpb"
+	"github.com/raftkv/raftkv/internal/failpoint"
 	"github.com/raftkv/raftkv/store"
 )
 
@@ -151,6 +152,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		l := logs[pending[len(pending)-1]]
 		tx.SetApplied(l.Index, l.Term)
+		// Test-only crash point: the entries are in the raft log, their
+		// effects in this uncommitted transaction.
+		failpoint.Inject(failpoint.FSMApplyBeforeCommit)
 		return nil
 	})
 	if err != nil {

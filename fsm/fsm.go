@@ -344,19 +344,40 @@ func (f *FSM) Stats() Stats {
 // the same sum; it is meant for tests and consistency checks, and reads the
 // whole store.
 func (f *FSM) Hash() (index uint64, sum []byte, err error) {
+	sh, err := f.StateHash()
+	return sh.Index, sh.Sum, err
+}
+
+// StateHash is the result of FSM.StateHash.
+type StateHash struct {
+	// Index is the applied index the hash reflects.
+	Index uint64
+	// Sum is the SHA-256 described at Hash.
+	Sum []byte
+	// KeyCount is the number of keys at Index.
+	KeyCount int64
+}
+
+// StateHash is Hash plus the number of keys, all from one read transaction.
+func (f *FSM) StateHash() (StateHash, error) {
+	var sh StateHash
 	h := sha256.New()
-	err = f.view(func(tx *store.ReadTx) error {
+	err := f.view(func(tx *store.ReadTx) error {
 		var err error
-		if index, _, err = tx.Applied(); err != nil {
+		if sh.Index, _, err = tx.Applied(); err != nil {
 			return err
 		}
 		return writeRecords(tx, func(rec []byte) error {
+			if rec[4] == recordKV {
+				sh.KeyCount++
+			}
 			_, _ = h.Write(rec)
 			return nil
 		})
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("fsm: hash: %w", err)
+		return StateHash{}, fmt.Errorf("fsm: hash: %w", err)
 	}
-	return index, h.Sum(nil), nil
+	sh.Sum = h.Sum(nil)
+	return sh, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/raftkv/raftkv/internal/failpoint"
 	"github.com/raftkv/raftkv/store"
 )
 
@@ -125,8 +126,15 @@ func (s *snapshot) write(w io.Writer) error {
 	var count uint64
 	err = writeRecords(s.tx, func(rec []byte) error {
 		count++
-		_, err := hw.Write(rec)
-		return err
+		if _, err := hw.Write(rec); err != nil {
+			return err
+		}
+		if count == 1 && failpoint.Armed() {
+			// Test-only crash point: leave a partial snapshot on disk.
+			_ = bw.Flush()
+			failpoint.Inject(failpoint.FSMSnapshotPersist)
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -67,6 +67,12 @@ var importRules = []importRule{
 		why:        "store is the bottom of the server stack: fsm builds on it, it knows nothing above it",
 	},
 	{
+		pkg:          "internal/failpoint",
+		onlyModule:   none,
+		onlyExternal: none,
+		why:          "failpoint is a test-only crash switch linked into server packages; it must stay standard library only so arming it can never pull anything in",
+	},
+	{
 		pkg:        "client",
 		onlyModule: []string{"api/kvpb"},
 		why:        "client is the public Go client library: it may depend on the wire schema only, never on server code",

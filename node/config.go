@@ -36,6 +36,13 @@ type Config struct {
 	RaftAdvertise string
 	// HTTPAddr serves /healthz; empty disables the HTTP server.
 	HTTPAddr string
+	// RaftPeerOverrides maps a peer's raft server id to the address this
+	// node dials to reach it, instead of the address the raft configuration
+	// holds for it. It changes only where this node connects, never the
+	// configuration or what the peer advertises. It exists for tests that
+	// put a fault-injecting proxy on each directed link (e2e/faults) and for
+	// NAT setups where a peer is reachable from here under another address.
+	RaftPeerOverrides map[string]string
 
 	// Bootstrap starts a new cluster from InitialCluster (or this node alone
 	// when InitialCluster is empty) if the data dir holds no raft state.
@@ -130,6 +137,14 @@ func (c Config) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	for id, addr := range c.RaftPeerOverrides {
+		if id == "" || id == c.ID {
+			errs = append(errs, fmt.Errorf("raft peer override for %q: want the id of another server", id))
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("raft peer override for %q: %w", id, err))
+		}
+	}
 	seen := map[string]bool{}
 	self := false
 	for _, p := range c.InitialCluster {
@@ -184,4 +199,24 @@ func ParseInitialCluster(s string) ([]Peer, error) {
 		peers = append(peers, Peer{ID: id, RaftAddr: addr})
 	}
 	return peers, nil
+}
+
+// ParsePeerOverrides parses "id=host:port,id=host:port" into
+// Config.RaftPeerOverrides.
+func ParsePeerOverrides(s string) (map[string]string, error) {
+	peers, err := ParseInitialCluster(s)
+	if err != nil {
+		return nil, fmt.Errorf("raft peer override: %w", err)
+	}
+	if len(peers) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(peers))
+	for _, p := range peers {
+		if _, dup := m[p.ID]; dup {
+			return nil, fmt.Errorf("raft peer override lists %q twice", p.ID)
+		}
+		m[p.ID] = p.RaftAddr
+	}
+	return m, nil
 }

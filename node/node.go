@@ -134,12 +134,17 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 		raftLn.Close()
 		return nil, err
 	}
-	n.raftTrans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	ntc := &raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hlog,
-	})
+	}
+	if len(cfg.RaftPeerOverrides) > 0 {
+		ntc.ServerAddressProvider = peerOverrides(cfg.RaftPeerOverrides)
+		n.logger.Warn("dialing raft peers through address overrides", "overrides", cfg.RaftPeerOverrides)
+	}
+	n.raftTrans = raft.NewNetworkTransportWithConfig(ntc)
 	cleanups = append(cleanups, func() { n.raftTrans.Close() })
 
 	rc := raft.DefaultConfig()
@@ -343,9 +348,6 @@ func (n *Node) OpenedAppliedIndex() uint64 { return n.openedAppliedIndex }
 
 // Raft exposes the raft handle to tests and tools in this module.
 func (n *Node) Raft() *raft.Raft { return n.raft }
-
-// StateHash returns the FSM's applied index and a hash of its whole state.
-func (n *Node) StateHash() (uint64, []byte, error) { return n.fsm.Hash() }
 
 // FirstLogIndex returns the first index still in the raft log (entries
 // before it were compacted into a snapshot).

@@ -32,6 +32,9 @@ type KV interface {
 type Admin interface {
 	Status(ctx context.Context) (*kvpb.StatusResponse, error)
 	MemberList(ctx context.Context) (*kvpb.MemberListResponse, error)
+	// StateHash hashes the node's whole replicated state; it reads the
+	// entire store.
+	StateHash(ctx context.Context) (*kvpb.StateHashResponse, error)
 }
 
 // Internal serves node-to-node requests. Only a leader answers them; others
@@ -197,6 +200,11 @@ func (h adminServer) Status(ctx context.Context, _ *kvpb.StatusRequest) (*kvpb.S
 
 func (h adminServer) MemberList(ctx context.Context, _ *kvpb.MemberListRequest) (*kvpb.MemberListResponse, error) {
 	resp, err := h.s.admin.MemberList(ctx)
+	return resp, ToStatus(err)
+}
+
+func (h adminServer) StateHash(ctx context.Context, _ *kvpb.StateHashRequest) (*kvpb.StateHashResponse, error) {
+	resp, err := h.s.admin.StateHash(ctx)
 	return resp, ToStatus(err)
 }
 

@@ -1686,6 +1686,113 @@ func (x *MemberListResponse) GetMembers() []*Member {
 	return nil
 }
 
+type StateHashRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateHashRequest) Reset() {
+	*x = StateHashRequest{}
+	mi := &file_kv_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateHashRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateHashRequest) ProtoMessage() {}
+
+func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateHashRequest.ProtoReflect.Descriptor instead.
+func (*StateHashRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{20}
+}
+
+type StateHashResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// applied_index is the index the hash reflects.
+	AppliedIndex uint64 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// sha256 is the digest of the state at applied_index (32 bytes).
+	Sha256 []byte `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// key_count is the number of keys at applied_index.
+	KeyCount      int64 `protobuf:"varint,4,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateHashResponse) Reset() {
+	*x = StateHashResponse{}
+	mi := &file_kv_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateHashResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateHashResponse) ProtoMessage() {}
+
+func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateHashResponse.ProtoReflect.Descriptor instead.
+func (*StateHashResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *StateHashResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *StateHashResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *StateHashResponse) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *StateHashResponse) GetKeyCount() int64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
 type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1694,7 +1801,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1813,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1826,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 type ReadIndexResponse struct {
@@ -1732,7 +1839,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1851,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1864,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -1784,7 +1891,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1796,7 +1903,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1809,7 +1916,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -1835,7 +1942,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1954,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1967,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterMemberResponse) GetIndex() uint64 {
@@ -1999,6 +2106,12 @@ const file_kv_proto_rawDesc = "" +
 	"\x12MemberListResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.raftkv.api.v1.MemberR\amembers\"\x12\n" +
+	"\x10StateHashRequest\"\x86\x01\n" +
+	"\x11StateHashResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12#\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12\x1b\n" +
+	"\tkey_count\x18\x04 \x01(\x03R\bkeyCount\"\x12\n" +
 	"\x10ReadIndexRequest\"=\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
@@ -2017,11 +2130,12 @@ const file_kv_proto_rawDesc = "" +
 	"\x03Put\x12\x19.raftkv.api.v1.PutRequest\x1a\x1a.raftkv.api.v1.PutResponse\x12E\n" +
 	"\x06Delete\x12\x1c.raftkv.api.v1.DeleteRequest\x1a\x1d.raftkv.api.v1.DeleteResponse\x12B\n" +
 	"\x05Range\x12\x1b.raftkv.api.v1.RangeRequest\x1a\x1c.raftkv.api.v1.RangeResponse\x12<\n" +
-	"\x03Txn\x12\x19.raftkv.api.v1.TxnRequest\x1a\x1a.raftkv.api.v1.TxnResponse2\xa1\x01\n" +
+	"\x03Txn\x12\x19.raftkv.api.v1.TxnRequest\x1a\x1a.raftkv.api.v1.TxnResponse2\xf1\x01\n" +
 	"\x05Admin\x12E\n" +
 	"\x06Status\x12\x1c.raftkv.api.v1.StatusRequest\x1a\x1d.raftkv.api.v1.StatusResponse\x12Q\n" +
 	"\n" +
-	"MemberList\x12 .raftkv.api.v1.MemberListRequest\x1a!.raftkv.api.v1.MemberListResponse2\xb9\x01\n" +
+	"MemberList\x12 .raftkv.api.v1.MemberListRequest\x1a!.raftkv.api.v1.MemberListResponse\x12N\n" +
+	"\tStateHash\x12\x1f.raftkv.api.v1.StateHashRequest\x1a .raftkv.api.v1.StateHashResponse2\xb9\x01\n" +
 	"\bInternal\x12N\n" +
 	"\tReadIndex\x12\x1f.raftkv.api.v1.ReadIndexRequest\x1a .raftkv.api.v1.ReadIndexResponse\x12]\n" +
 	"\x0eRegisterMember\x12$.raftkv.api.v1.RegisterMemberRequest\x1a%.raftkv.api.v1.RegisterMemberResponseB#Z!github.com/raftkv/raftkv/api/kvpbb\x06proto3"
@@ -2039,7 +2153,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_kv_proto_goTypes = []any{
 	(Consistency)(0),               // 0: raftkv.api.v1.Consistency
 	(Compare_Result)(0),            // 1: raftkv.api.v1.Compare.Result
@@ -2064,10 +2178,12 @@ var file_kv_proto_goTypes = []any{
 	(*MemberListRequest)(nil),      // 20: raftkv.api.v1.MemberListRequest
 	(*Member)(nil),                 // 21: raftkv.api.v1.Member
 	(*MemberListResponse)(nil),     // 22: raftkv.api.v1.MemberListResponse
-	(*ReadIndexRequest)(nil),       // 23: raftkv.api.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),      // 24: raftkv.api.v1.ReadIndexResponse
-	(*RegisterMemberRequest)(nil),  // 25: raftkv.api.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil), // 26: raftkv.api.v1.RegisterMemberResponse
+	(*StateHashRequest)(nil),       // 23: raftkv.api.v1.StateHashRequest
+	(*StateHashResponse)(nil),      // 24: raftkv.api.v1.StateHashResponse
+	(*ReadIndexRequest)(nil),       // 25: raftkv.api.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),      // 26: raftkv.api.v1.ReadIndexResponse
+	(*RegisterMemberRequest)(nil),  // 27: raftkv.api.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil), // 28: raftkv.api.v1.RegisterMemberResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: raftkv.api.v1.GetRequest.consistency:type_name -> raftkv.api.v1.Consistency
@@ -2102,19 +2218,21 @@ var file_kv_proto_depIdxs = []int32{
 	16, // 29: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
 	18, // 30: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
 	20, // 31: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
-	23, // 32: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
-	25, // 33: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
-	6,  // 34: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
-	8,  // 35: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
-	10, // 36: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
-	12, // 37: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
-	17, // 38: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
-	19, // 39: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
-	22, // 40: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
-	24, // 41: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
-	26, // 42: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
+	23, // 32: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
+	25, // 33: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
+	27, // 34: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
+	6,  // 35: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
+	8,  // 36: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
+	10, // 37: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
+	12, // 38: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
+	17, // 39: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
+	19, // 40: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
+	22, // 41: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
+	24, // 42: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
+	26, // 43: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
+	28, // 44: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
+	35, // [35:45] is the sub-list for method output_type
+	25, // [25:35] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -2148,7 +2266,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

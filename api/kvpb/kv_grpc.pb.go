@@ -287,6 +287,7 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 const (
 	Admin_Status_FullMethodName     = "/raftkv.api.v1.Admin/Status"
 	Admin_MemberList_FullMethodName = "/raftkv.api.v1.Admin/MemberList"
+	Admin_StateHash_FullMethodName  = "/raftkv.api.v1.Admin/StateHash"
 )
 
 // AdminClient is the client API for Admin service.
@@ -297,6 +298,12 @@ const (
 type AdminClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	MemberList(ctx context.Context, in *MemberListRequest, opts ...grpc.CallOption) (*MemberListResponse, error)
+	// StateHash returns a SHA-256 over this node's whole replicated state
+	// (member records and every key with its value and revisions) and the
+	// applied index it reflects. Nodes at the same applied index must return
+	// the same hash. It reads the whole store: meant for tests and
+	// consistency checks, not for monitoring loops.
+	StateHash(ctx context.Context, in *StateHashRequest, opts ...grpc.CallOption) (*StateHashResponse, error)
 }
 
 type adminClient struct {
@@ -327,6 +334,16 @@ func (c *adminClient) MemberList(ctx context.Context, in *MemberListRequest, opt
 	return out, nil
 }
 
+func (c *adminClient) StateHash(ctx context.Context, in *StateHashRequest, opts ...grpc.CallOption) (*StateHashResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StateHashResponse)
+	err := c.cc.Invoke(ctx, Admin_StateHash_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -335,6 +352,12 @@ func (c *adminClient) MemberList(ctx context.Context, in *MemberListRequest, opt
 type AdminServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	MemberList(context.Context, *MemberListRequest) (*MemberListResponse, error)
+	// StateHash returns a SHA-256 over this node's whole replicated state
+	// (member records and every key with its value and revisions) and the
+	// applied index it reflects. Nodes at the same applied index must return
+	// the same hash. It reads the whole store: meant for tests and
+	// consistency checks, not for monitoring loops.
+	StateHash(context.Context, *StateHashRequest) (*StateHashResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -350,6 +373,9 @@ func (UnimplementedAdminServer) Status(context.Context, *StatusRequest) (*Status
 }
 func (UnimplementedAdminServer) MemberList(context.Context, *MemberListRequest) (*MemberListResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MemberList not implemented")
+}
+func (UnimplementedAdminServer) StateHash(context.Context, *StateHashRequest) (*StateHashResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StateHash not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -408,6 +434,24 @@ func _Admin_MemberList_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_StateHash_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StateHashRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).StateHash(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_StateHash_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).StateHash(ctx, req.(*StateHashRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -422,6 +466,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MemberList",
 			Handler:    _Admin_MemberList_Handler,
+		},
+		{
+			MethodName: "StateHash",
+			Handler:    _Admin_StateHash_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -75,3 +75,32 @@ func (p *jsonPrinter) status(rows []endpointStatus) error {
 	}
 	return p.write(b)
 }
+
+// hashJSON is one element of `hash -o json`.
+type hashJSON struct {
+	Endpoint string          `json:"endpoint"`
+	Hash     json.RawMessage `json:"hash"`  // protojson StateHashResponse, or null
+	Error    string          `json:"error"` // "" when hash is set
+}
+
+func (p *jsonPrinter) hash(rows []endpointHash) error {
+	out := make([]hashJSON, 0, len(rows))
+	for _, r := range rows {
+		h := hashJSON{Endpoint: r.endpoint}
+		if r.err != nil {
+			h.Error = r.err.Error()
+		} else {
+			b, err := protoJSON.Marshal(r.hash)
+			if err != nil {
+				return fmt.Errorf("encode hash of %s as json: %w", r.endpoint, err)
+			}
+			h.Hash = b
+		}
+		out = append(out, h)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("encode hash as json: %w", err)
+	}
+	return p.write(b)
+}

@@ -18,6 +18,7 @@ type printer interface {
 	scan(*kvpb.RangeResponse, scanView) error
 	txn(*kvpb.TxnResponse) error
 	status([]endpointStatus) error
+	hash([]endpointHash) error
 	memberList(*kvpb.MemberListResponse) error
 }
 

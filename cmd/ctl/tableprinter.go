@@ -122,6 +122,20 @@ func (p *tablePrinter) status(rows []endpointStatus) error {
 	return tw.Flush()
 }
 
+func (p *tablePrinter) hash(rows []endpointHash) error {
+	tw := p.table()
+	fmt.Fprintln(tw, "ENDPOINT\tID\tAPPLIED\tKEYS\tSHA256\tERROR")
+	for _, r := range rows {
+		if r.err != nil {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t%s\n", r.endpoint, errorText(r.err))
+			continue
+		}
+		h := r.hash
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%x\t\n", r.endpoint, h.GetNodeId(), h.GetAppliedIndex(), h.GetKeyCount(), h.GetSha256())
+	}
+	return tw.Flush()
+}
+
 func (p *tablePrinter) memberList(r *kvpb.MemberListResponse) error {
 	tw := p.table()
 	fmt.Fprintln(tw, "ID\tRAFT_ADDR\tGRPC_ADDR\tSUFFRAGE\tLEADER")

@@ -73,7 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 		fmt.Fprintf(stderr, "Usage: raftkvd [flags]\n\nRuns one raftkv node. Every flag may also be set as RAFTKV_<FLAG> (e.g. RAFTKV_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	var initial, logLevel, logFormat string
+	var initial, peerOverrides, logLevel, logFormat string
 	fs.StringVar(&cfg.ID, "id", cfg.ID, "unique, stable id of this node in the raft configuration")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the raft log, snapshots and the local store")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "listen address of the client and admin gRPC API")
@@ -83,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "listen address of the HTTP health endpoint (empty disables it)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster from --initial-cluster if the data dir has no raft state (implied when --initial-cluster is empty)")
 	fs.StringVar(&initial, "initial-cluster", "", "servers of a new cluster: id=raft-host:port,... (this node included)")
+	fs.StringVar(&peerOverrides, "raft-peer-override", "", "dial these raft peers at another address than the raft configuration holds: id=host:port,... (a testing and NAT aid; the fault-injection suite puts a proxy on every link this way)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout")
 	fs.DurationVar(&cfg.ElectionTimeout, "election-timeout", cfg.ElectionTimeout, "raft election timeout")
 	fs.DurationVar(&cfg.LeaderLeaseTimeout, "leader-lease-timeout", cfg.LeaderLeaseTimeout, "raft leader lease timeout")
@@ -113,6 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 		return cfg, "", err
 	}
 	cfg.InitialCluster = peers
+	if cfg.RaftPeerOverrides, err = node.ParsePeerOverrides(peerOverrides); err != nil {
+		return cfg, "", err
+	}
 	if len(peers) == 0 {
 		cfg.Bootstrap = true
 	}

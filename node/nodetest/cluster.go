@@ -318,10 +318,11 @@ func (c *Cluster) WaitForConvergence() {
 			if m.Node == nil {
 				continue
 			}
-			idx, sum, err := m.Node.StateHash()
+			sh, err := m.Node.StateHash(context.Background())
 			if err != nil {
 				return err
 			}
+			idx, sum := sh.GetAppliedIndex(), sh.GetSha256()
 			if want == nil {
 				want, wantIdx = sum, idx
 				continue

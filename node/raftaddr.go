@@ -1,0 +1,25 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/raft"
+)
+
+// peerOverrides is raft's ServerAddressProvider for
+// Config.RaftPeerOverrides: it names the address to dial for an overridden
+// peer. For any other peer it returns an error, on which
+// raft.NetworkTransport falls back to the address in the raft
+// configuration (getProviderAddressOrFallback), so only the listed links
+// change.
+type peerOverrides map[string]string
+
+var _ raft.ServerAddressProvider = peerOverrides(nil)
+
+// ServerAddr implements raft.ServerAddressProvider.
+func (p peerOverrides) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if addr, ok := p[string(id)]; ok {
+		return raft.ServerAddress(addr), nil
+	}
+	return "", fmt.Errorf("no raft address override for %s", id)
+}

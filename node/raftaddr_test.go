@@ -1,0 +1,40 @@
+package node
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+func TestPeerOverrides(t *testing.T) {
+	p := peerOverrides{"b": "127.0.0.1:9002"}
+	if got, err := p.ServerAddr("b"); err != nil || got != "127.0.0.1:9002" {
+		t.Fatalf("ServerAddr(b) = %q, %v; want 127.0.0.1:9002, nil", got, err)
+	}
+	// An error makes raft.NetworkTransport fall back to the configured
+	// address.
+	if got, err := p.ServerAddr(raft.ServerID("c")); err == nil {
+		t.Fatalf("ServerAddr(c) = %q, nil; want an error (no override)", got)
+	}
+}
+
+func TestParsePeerOverrides(t *testing.T) {
+	got, err := ParsePeerOverrides("b=127.0.0.1:1, c=127.0.0.1:2")
+	if err != nil || len(got) != 2 || got["b"] != "127.0.0.1:1" || got["c"] != "127.0.0.1:2" {
+		t.Fatalf("ParsePeerOverrides = %v, %v; want b and c", got, err)
+	}
+	if got, err := ParsePeerOverrides(""); err != nil || got != nil {
+		t.Fatalf("ParsePeerOverrides(\"\") = %v, %v; want nil, nil", got, err)
+	}
+	for _, bad := range []string{"b", "b=nohostport", "b=127.0.0.1:1,b=127.0.0.1:2"} {
+		if _, err := ParsePeerOverrides(bad); err == nil {
+			t.Errorf("ParsePeerOverrides(%q) = nil error, want one", bad)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.RaftPeerOverrides = map[string]string{cfg.ID: "127.0.0.1:1"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "raft peer override") {
+		t.Errorf("Validate with an override for this node = %v, want a raft peer override error", err)
+	}
+}
