@@ -33,7 +33,10 @@ type importRule struct {
 	// deny lists module packages pkg must not import.
 	deny []string
 	// onlyExternal, when non-nil, lists the non-standard-library import
-	// paths (prefixes) pkg may import directly.
+	// paths (prefixes) pkg may import directly. Only the most specific rule
+	// with an onlyExternal list applies to a package, so a subpackage can
+	// have its own list (cache/rediscache may use a Redis client, cache may
+	// not).
 	onlyExternal []string
 	// why is the reason, printed with every violation.
 	why string
@@ -95,8 +98,14 @@ var importRules = []importRule{
 	{
 		pkg:          "cache",
 		onlyModule:   none,
-		onlyExternal: []string{"github.com/hashicorp/raft"},
-		why:          "cache is a bounded read cache that knows nothing about the rest of raftkv: standard library and raft only",
+		onlyExternal: []string{"github.com/hashicorp/golang-lru/v2"},
+		why:          "cache is a bounded read cache that knows nothing about the rest of raftkv: standard library and golang-lru (its core lists) only; it needs nothing from raft",
+	},
+	{
+		pkg:          "cache/rediscache",
+		onlyModule:   []string{"cache"},
+		onlyExternal: []string{"github.com/redis/go-redis/v9"},
+		why:          "rediscache is the optional shared Redis tier; it lives apart so cache stays small and free of network I/O, and it may use only cache and the Redis client",
 	},
 	{
 		pkg:          "backup",
@@ -162,18 +171,19 @@ func TestRulesCatchForbiddenEdges(t *testing.T) {
 		{
 			name: "allowed graph",
 			graph: importGraph{
-				"api/kvpb":      {"fmt", "google.golang.org/grpc"},
-				"client":        {kv},
-				"cmd/ctl":       {module + "/client", kv, "flag"},
-				"store":         {"go.etcd.io/bbolt"},
-				"fsm":           {module + "/fsm/fsmpb", module + "/store", "github.com/hashicorp/raft"},
-				"fsm/fsmpb":     {"google.golang.org/protobuf/proto"},
-				"transport":     {kv, "google.golang.org/grpc"},
-				"cache":         {"sync", "github.com/hashicorp/raft"},
-				"node":          {module + "/fsm", module + "/transport", module + "/store"},
-				"cmd/node":      {module + "/node"},
-				"node/nodetest": {module + "/node"},
-				"e2e":           {module + "/node/nodetest", module + "/client"},
+				"api/kvpb":         {"fmt", "google.golang.org/grpc"},
+				"client":           {kv},
+				"cmd/ctl":          {module + "/client", kv, "flag"},
+				"store":            {"go.etcd.io/bbolt"},
+				"fsm":              {module + "/fsm/fsmpb", module + "/store", "github.com/hashicorp/raft"},
+				"fsm/fsmpb":        {"google.golang.org/protobuf/proto"},
+				"transport":        {kv, "google.golang.org/grpc"},
+				"cache":            {"sync", "github.com/hashicorp/golang-lru/v2/simplelru"},
+				"cache/rediscache": {module + "/cache", "github.com/redis/go-redis/v9"},
+				"node":             {module + "/fsm", module + "/transport", module + "/store"},
+				"cmd/node":         {module + "/node"},
+				"node/nodetest":    {module + "/node"},
+				"e2e":              {module + "/node/nodetest", module + "/client"},
 			},
 		},
 		{
@@ -202,8 +212,21 @@ func TestRulesCatchForbiddenEdges(t *testing.T) {
 		},
 		{
 			name:  "external import outside the allowlist",
-			graph: importGraph{"cache": {"github.com/hashicorp/golang-lru/v2", "github.com/hashicorp/raft"}},
-			want:  []string{"cache → github.com/hashicorp/golang-lru/v2 is forbidden"},
+			graph: importGraph{"cache": {"github.com/redis/go-redis/v9", "github.com/hashicorp/golang-lru/v2/simplelru"}},
+			want:  []string{"cache → github.com/redis/go-redis/v9 is forbidden"},
+		},
+		{
+			name: "a subpackage's own allowlist replaces its parent's",
+			graph: importGraph{
+				"cache/rediscache": {"github.com/hashicorp/golang-lru/v2", "github.com/redis/go-redis/v9", module + "/cache"},
+				"cache":            nil,
+			},
+			want: []string{"cache/rediscache → github.com/hashicorp/golang-lru/v2 is forbidden"},
+		},
+		{
+			name:  "rediscache must not reach the rest of the server",
+			graph: importGraph{"cache/rediscache": {module + "/fsm"}, "fsm": nil},
+			want:  []string{"cache/rediscache → fsm is forbidden: rediscache is the optional shared Redis tier"},
 		},
 		{
 			name:  "node imported by a library package",
@@ -377,6 +400,7 @@ func checkGraph(g importGraph) []violation {
 				vs = append(vs, violation{pkg, msg})
 			}
 		}
+		externalChecked := false // by the most specific rule with a list
 		reached := reach(g, pkg)
 		deps := make([]string, 0, len(reached))
 		for d := range reached {
@@ -398,7 +422,8 @@ func checkGraph(g importGraph) []violation {
 						pkg, dep, via(reached[dep]), r.why))
 				}
 			}
-			if r.onlyExternal != nil {
+			if r.onlyExternal != nil && !externalChecked {
+				externalChecked = true
 				for _, imp := range g[pkg] {
 					if _, inModule := relPath(imp); inModule || isStdlib(imp) {
 						continue
