@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -32,6 +33,7 @@ func (n *Node) Status(context.Context) (*kvpb.StatusResponse, error) {
 		KeyCount:          st.KeyCount,
 		Version:           Version,
 		LastSnapshotIndex: lastSnap,
+		Goroutines:        int64(runtime.NumGoroutine()),
 	}, nil
 }
 

@@ -1388,8 +1388,11 @@ type StatusResponse struct {
 	KeyCount          int64  `protobuf:"varint,12,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
 	Version           string `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
 	LastSnapshotIndex uint64 `protobuf:"varint,14,opt,name=last_snapshot_index,json=lastSnapshotIndex,proto3" json:"last_snapshot_index,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// goroutines is the number of goroutines in the node process, so tests
+	// can check that bad or abandoned connections do not leak them.
+	Goroutines    int64 `protobuf:"varint,15,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1516,6 +1519,13 @@ func (x *StatusResponse) GetVersion() string {
 func (x *StatusResponse) GetLastSnapshotIndex() uint64 {
 	if x != nil {
 		return x.LastSnapshotIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetGoroutines() int64 {
+	if x != nil {
+		return x.Goroutines
 	}
 	return 0
 }
@@ -2078,7 +2088,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12\x1c\n" +
 	"\tsucceeded\x18\x02 \x01(\bR\tsucceeded\x127\n" +
 	"\tresponses\x18\x03 \x03(\v2\x19.raftkv.api.v1.ResponseOpR\tresponses\"\x0f\n" +
-	"\rStatusRequest\"\xdc\x03\n" +
+	"\rStatusRequest\"\xfc\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1b\n" +
@@ -2095,7 +2105,10 @@ const file_kv_proto_rawDesc = "" +
 	"\x10store_size_bytes\x18\v \x01(\x03R\x0estoreSizeBytes\x12\x1b\n" +
 	"\tkey_count\x18\f \x01(\x03R\bkeyCount\x12\x18\n" +
 	"\aversion\x18\r \x01(\tR\aversion\x12.\n" +
-	"\x13last_snapshot_index\x18\x0e \x01(\x04R\x11lastSnapshotIndex\"\x13\n" +
+	"\x13last_snapshot_index\x18\x0e \x01(\x04R\x11lastSnapshotIndex\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\x0f \x01(\x03R\n" +
+	"goroutines\"\x13\n" +
 	"\x11MemberListRequest\"\x8b\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
