@@ -22,6 +22,10 @@ const (
 	// ReasonInvalidArgument (code InvalidArgument) marks a request rejected
 	// by validation; nothing was proposed.
 	ReasonInvalidArgument = "INVALID_ARGUMENT"
+	// ReasonUnsafeChange (code FailedPrecondition) means a membership change
+	// was refused because it could cost the cluster its quorum; nothing
+	// changed. The message says why; the request's force flag overrides it.
+	ReasonUnsafeChange = "UNSAFE_CHANGE"
 
 	// MetadataLeaderID is the ErrorInfo metadata key for the leader's id.
 	MetadataLeaderID = "leader_id"

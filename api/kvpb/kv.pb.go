@@ -1390,7 +1390,12 @@ type StatusResponse struct {
 	LastSnapshotIndex uint64 `protobuf:"varint,14,opt,name=last_snapshot_index,json=lastSnapshotIndex,proto3" json:"last_snapshot_index,omitempty"`
 	// goroutines is the number of goroutines in the node process, so tests
 	// can check that bad or abandoned connections do not leak them.
-	Goroutines    int64 `protobuf:"varint,15,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	Goroutines int64 `protobuf:"varint,15,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	// last_contact_ms is how long ago this node last heard from the leader,
+	// in milliseconds: 0 on the leader, -1 when never.
+	LastContactMs int64 `protobuf:"varint,16,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	// gossip_addr is the node's memberlist address; empty with gossip off.
+	GossipAddr    string `protobuf:"bytes,17,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1530,6 +1535,20 @@ func (x *StatusResponse) GetGoroutines() int64 {
 	return 0
 }
 
+func (x *StatusResponse) GetLastContactMs() int64 {
+	if x != nil {
+		return x.LastContactMs
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
 type MemberListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1566,17 +1585,40 @@ func (*MemberListRequest) Descriptor() ([]byte, []int) {
 	return file_kv_proto_rawDescGZIP(), []int{17}
 }
 
-// Member is one server of the raft configuration.
+// Member is one server of the raft configuration, or a server gossip knows
+// that is not in it (suffrage None).
 type Member struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	GrpcAddr string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
-	// suffrage is Voter, Nonvoter or Staging.
-	Suffrage      string `protobuf:"bytes,4,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
-	IsLeader      bool   `protobuf:"varint,5,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// suffrage is Voter, Nonvoter or Staging, or None for a server seen in
+	// gossip but not in the raft configuration.
+	Suffrage string `protobuf:"bytes,4,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	IsLeader bool   `protobuf:"varint,5,opt,name=is_leader,json=isLeader,proto3" json:"is_leader,omitempty"`
+	// gossip_addr is the member's memberlist address, empty when unknown.
+	GossipAddr string `protobuf:"bytes,6,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	// gossip_status is alive, failed, left, or none (never seen in gossip,
+	// or gossip off on the answering node).
+	GossipStatus string `protobuf:"bytes,7,opt,name=gossip_status,json=gossipStatus,proto3" json:"gossip_status,omitempty"`
+	// raft_state is the member's own report (Leader, Follower, Candidate),
+	// empty when it could not be asked; error then says why.
+	RaftState string `protobuf:"bytes,8,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	// last_contact_ms is the member's time since it last heard from the
+	// leader: 0 on the leader, -1 when never or unknown.
+	LastContactMs int64  `protobuf:"varint,9,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	AppliedIndex  uint64 `protobuf:"varint,10,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// applied_lag is how many entries the member's applied index trails the
+	// highest applied index reported by any member.
+	AppliedLag uint64 `protobuf:"varint,11,opt,name=applied_lag,json=appliedLag,proto3" json:"applied_lag,omitempty"`
+	// healthy: answered, caught up and in contact with the leader (and alive
+	// in gossip, when gossip is on); unhealthy_reason says why not.
+	Healthy         bool   `protobuf:"varint,12,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	UnhealthyReason string `protobuf:"bytes,13,opt,name=unhealthy_reason,json=unhealthyReason,proto3" json:"unhealthy_reason,omitempty"`
+	Version         string `protobuf:"bytes,14,opt,name=version,proto3" json:"version,omitempty"`
+	Error           string `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -1644,6 +1686,76 @@ func (x *Member) GetIsLeader() bool {
 	return false
 }
 
+func (x *Member) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
+func (x *Member) GetGossipStatus() string {
+	if x != nil {
+		return x.GossipStatus
+	}
+	return ""
+}
+
+func (x *Member) GetRaftState() string {
+	if x != nil {
+		return x.RaftState
+	}
+	return ""
+}
+
+func (x *Member) GetLastContactMs() int64 {
+	if x != nil {
+		return x.LastContactMs
+	}
+	return 0
+}
+
+func (x *Member) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *Member) GetAppliedLag() uint64 {
+	if x != nil {
+		return x.AppliedLag
+	}
+	return 0
+}
+
+func (x *Member) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *Member) GetUnhealthyReason() string {
+	if x != nil {
+		return x.UnhealthyReason
+	}
+	return ""
+}
+
+func (x *Member) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Member) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type MemberListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
@@ -1696,6 +1808,403 @@ func (x *MemberListResponse) GetMembers() []*Member {
 	return nil
 }
 
+type MemberAddRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// raft_addr is the server's raft peer address (host:port).
+	RaftAddr string `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	// nonvoter adds the server without a vote; promote it later.
+	Nonvoter      bool `protobuf:"varint,3,opt,name=nonvoter,proto3" json:"nonvoter,omitempty"`
+	Force         bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAddRequest) Reset() {
+	*x = MemberAddRequest{}
+	mi := &file_kv_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAddRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAddRequest) ProtoMessage() {}
+
+func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
+func (*MemberAddRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *MemberAddRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MemberAddRequest) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *MemberAddRequest) GetNonvoter() bool {
+	if x != nil {
+		return x.Nonvoter
+	}
+	return false
+}
+
+func (x *MemberAddRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type MemberRemoveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoveRequest) Reset() {
+	*x = MemberRemoveRequest{}
+	mi := &file_kv_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoveRequest) ProtoMessage() {}
+
+func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
+func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MemberRemoveRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MemberRemoveRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type MemberPromoteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberPromoteRequest) Reset() {
+	*x = MemberPromoteRequest{}
+	mi := &file_kv_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberPromoteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberPromoteRequest) ProtoMessage() {}
+
+func (x *MemberPromoteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberPromoteRequest.ProtoReflect.Descriptor instead.
+func (*MemberPromoteRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MemberPromoteRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MemberPromoteRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type MemberDemoteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberDemoteRequest) Reset() {
+	*x = MemberDemoteRequest{}
+	mi := &file_kv_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberDemoteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberDemoteRequest) ProtoMessage() {}
+
+func (x *MemberDemoteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberDemoteRequest.ProtoReflect.Descriptor instead.
+func (*MemberDemoteRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MemberDemoteRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MemberDemoteRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type MemberChangeResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// configuration_index is the raft index of the new configuration, 0 when
+	// nothing had to change.
+	ConfigurationIndex uint64 `protobuf:"varint,2,opt,name=configuration_index,json=configurationIndex,proto3" json:"configuration_index,omitempty"`
+	// warning notes a legal but questionable result, such as an even number
+	// of voters.
+	Warning       string `protobuf:"bytes,3,opt,name=warning,proto3" json:"warning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberChangeResponse) Reset() {
+	*x = MemberChangeResponse{}
+	mi := &file_kv_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberChangeResponse) ProtoMessage() {}
+
+func (x *MemberChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberChangeResponse.ProtoReflect.Descriptor instead.
+func (*MemberChangeResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *MemberChangeResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *MemberChangeResponse) GetConfigurationIndex() uint64 {
+	if x != nil {
+		return x.ConfigurationIndex
+	}
+	return 0
+}
+
+func (x *MemberChangeResponse) GetWarning() string {
+	if x != nil {
+		return x.Warning
+	}
+	return ""
+}
+
+type LeaderTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// to_id is the voter to hand leadership to; empty lets raft pick the
+	// most up-to-date one.
+	ToId          string `protobuf:"bytes,1,opt,name=to_id,json=toId,proto3" json:"to_id,omitempty"`
+	Force         bool   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderTransferRequest) Reset() {
+	*x = LeaderTransferRequest{}
+	mi := &file_kv_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderTransferRequest) ProtoMessage() {}
+
+func (x *LeaderTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderTransferRequest.ProtoReflect.Descriptor instead.
+func (*LeaderTransferRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LeaderTransferRequest) GetToId() string {
+	if x != nil {
+		return x.ToId
+	}
+	return ""
+}
+
+func (x *LeaderTransferRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type LeaderTransferResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// leader_id is the server leadership went to, when known.
+	LeaderId      string `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaderTransferResponse) Reset() {
+	*x = LeaderTransferResponse{}
+	mi := &file_kv_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaderTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaderTransferResponse) ProtoMessage() {}
+
+func (x *LeaderTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaderTransferResponse.ProtoReflect.Descriptor instead.
+func (*LeaderTransferResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LeaderTransferResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *LeaderTransferResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
 type StateHashRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1704,7 +2213,7 @@ type StateHashRequest struct {
 
 func (x *StateHashRequest) Reset() {
 	*x = StateHashRequest{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +2225,7 @@ func (x *StateHashRequest) String() string {
 func (*StateHashRequest) ProtoMessage() {}
 
 func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +2238,7 @@ func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHashRequest.ProtoReflect.Descriptor instead.
 func (*StateHashRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{27}
 }
 
 type StateHashResponse struct {
@@ -1747,7 +2256,7 @@ type StateHashResponse struct {
 
 func (x *StateHashResponse) Reset() {
 	*x = StateHashResponse{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +2268,7 @@ func (x *StateHashResponse) String() string {
 func (*StateHashResponse) ProtoMessage() {}
 
 func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +2281,7 @@ func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHashResponse.ProtoReflect.Descriptor instead.
 func (*StateHashResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StateHashResponse) GetNodeId() string {
@@ -1811,7 +2320,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2332,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2345,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{29}
 }
 
 type ReadIndexResponse struct {
@@ -1849,7 +2358,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +2370,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +2383,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -1901,7 +2410,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2422,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2435,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{24}
+	return file_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -1952,7 +2461,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2473,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2486,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{25}
+	return file_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegisterMemberResponse) GetIndex() uint64 {
@@ -2088,7 +2597,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12\x1c\n" +
 	"\tsucceeded\x18\x02 \x01(\bR\tsucceeded\x127\n" +
 	"\tresponses\x18\x03 \x03(\v2\x19.raftkv.api.v1.ResponseOpR\tresponses\"\x0f\n" +
-	"\rStatusRequest\"\xfc\x03\n" +
+	"\rStatusRequest\"\xc5\x04\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1b\n" +
@@ -2108,17 +2617,58 @@ const file_kv_proto_rawDesc = "" +
 	"\x13last_snapshot_index\x18\x0e \x01(\x04R\x11lastSnapshotIndex\x12\x1e\n" +
 	"\n" +
 	"goroutines\x18\x0f \x01(\x03R\n" +
-	"goroutines\"\x13\n" +
-	"\x11MemberListRequest\"\x8b\x01\n" +
+	"goroutines\x12&\n" +
+	"\x0flast_contact_ms\x18\x10 \x01(\x03R\rlastContactMs\x12\x1f\n" +
+	"\vgossip_addr\x18\x11 \x01(\tR\n" +
+	"gossipAddr\"\x13\n" +
+	"\x11MemberListRequest\"\xd3\x03\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
 	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1a\n" +
 	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x1b\n" +
-	"\tis_leader\x18\x05 \x01(\bR\bisLeader\"|\n" +
+	"\tis_leader\x18\x05 \x01(\bR\bisLeader\x12\x1f\n" +
+	"\vgossip_addr\x18\x06 \x01(\tR\n" +
+	"gossipAddr\x12#\n" +
+	"\rgossip_status\x18\a \x01(\tR\fgossipStatus\x12\x1d\n" +
+	"\n" +
+	"raft_state\x18\b \x01(\tR\traftState\x12&\n" +
+	"\x0flast_contact_ms\x18\t \x01(\x03R\rlastContactMs\x12#\n" +
+	"\rapplied_index\x18\n" +
+	" \x01(\x04R\fappliedIndex\x12\x1f\n" +
+	"\vapplied_lag\x18\v \x01(\x04R\n" +
+	"appliedLag\x12\x18\n" +
+	"\ahealthy\x18\f \x01(\bR\ahealthy\x12)\n" +
+	"\x10unhealthy_reason\x18\r \x01(\tR\x0funhealthyReason\x12\x18\n" +
+	"\aversion\x18\x0e \x01(\tR\aversion\x12\x14\n" +
+	"\x05error\x18\x0f \x01(\tR\x05error\"|\n" +
 	"\x12MemberListResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12/\n" +
-	"\amembers\x18\x02 \x03(\v2\x15.raftkv.api.v1.MemberR\amembers\"\x12\n" +
+	"\amembers\x18\x02 \x03(\v2\x15.raftkv.api.v1.MemberR\amembers\"q\n" +
+	"\x10MemberAddRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1a\n" +
+	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\x12\x14\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\";\n" +
+	"\x13MemberRemoveRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"<\n" +
+	"\x14MemberPromoteRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\";\n" +
+	"\x13MemberDemoteRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x98\x01\n" +
+	"\x14MemberChangeResponse\x125\n" +
+	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12/\n" +
+	"\x13configuration_index\x18\x02 \x01(\x04R\x12configurationIndex\x12\x18\n" +
+	"\awarning\x18\x03 \x01(\tR\awarning\"B\n" +
+	"\x15LeaderTransferRequest\x12\x13\n" +
+	"\x05to_id\x18\x01 \x01(\tR\x04toId\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"l\n" +
+	"\x16LeaderTransferResponse\x125\n" +
+	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\"\x12\n" +
 	"\x10StateHashRequest\"\x86\x01\n" +
 	"\x11StateHashResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12#\n" +
@@ -2143,12 +2693,17 @@ const file_kv_proto_rawDesc = "" +
 	"\x03Put\x12\x19.raftkv.api.v1.PutRequest\x1a\x1a.raftkv.api.v1.PutResponse\x12E\n" +
 	"\x06Delete\x12\x1c.raftkv.api.v1.DeleteRequest\x1a\x1d.raftkv.api.v1.DeleteResponse\x12B\n" +
 	"\x05Range\x12\x1b.raftkv.api.v1.RangeRequest\x1a\x1c.raftkv.api.v1.RangeResponse\x12<\n" +
-	"\x03Txn\x12\x19.raftkv.api.v1.TxnRequest\x1a\x1a.raftkv.api.v1.TxnResponse2\xf1\x01\n" +
+	"\x03Txn\x12\x19.raftkv.api.v1.TxnRequest\x1a\x1a.raftkv.api.v1.TxnResponse2\xb0\x05\n" +
 	"\x05Admin\x12E\n" +
 	"\x06Status\x12\x1c.raftkv.api.v1.StatusRequest\x1a\x1d.raftkv.api.v1.StatusResponse\x12Q\n" +
 	"\n" +
 	"MemberList\x12 .raftkv.api.v1.MemberListRequest\x1a!.raftkv.api.v1.MemberListResponse\x12N\n" +
-	"\tStateHash\x12\x1f.raftkv.api.v1.StateHashRequest\x1a .raftkv.api.v1.StateHashResponse2\xb9\x01\n" +
+	"\tStateHash\x12\x1f.raftkv.api.v1.StateHashRequest\x1a .raftkv.api.v1.StateHashResponse\x12Q\n" +
+	"\tMemberAdd\x12\x1f.raftkv.api.v1.MemberAddRequest\x1a#.raftkv.api.v1.MemberChangeResponse\x12W\n" +
+	"\fMemberRemove\x12\".raftkv.api.v1.MemberRemoveRequest\x1a#.raftkv.api.v1.MemberChangeResponse\x12Y\n" +
+	"\rMemberPromote\x12#.raftkv.api.v1.MemberPromoteRequest\x1a#.raftkv.api.v1.MemberChangeResponse\x12W\n" +
+	"\fMemberDemote\x12\".raftkv.api.v1.MemberDemoteRequest\x1a#.raftkv.api.v1.MemberChangeResponse\x12]\n" +
+	"\x0eLeaderTransfer\x12$.raftkv.api.v1.LeaderTransferRequest\x1a%.raftkv.api.v1.LeaderTransferResponse2\xb9\x01\n" +
 	"\bInternal\x12N\n" +
 	"\tReadIndex\x12\x1f.raftkv.api.v1.ReadIndexRequest\x1a .raftkv.api.v1.ReadIndexResponse\x12]\n" +
 	"\x0eRegisterMember\x12$.raftkv.api.v1.RegisterMemberRequest\x1a%.raftkv.api.v1.RegisterMemberResponseB#Z!github.com/raftkv/raftkv/api/kvpbb\x06proto3"
@@ -2166,7 +2721,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_kv_proto_goTypes = []any{
 	(Consistency)(0),               // 0: raftkv.api.v1.Consistency
 	(Compare_Result)(0),            // 1: raftkv.api.v1.Compare.Result
@@ -2191,12 +2746,19 @@ var file_kv_proto_goTypes = []any{
 	(*MemberListRequest)(nil),      // 20: raftkv.api.v1.MemberListRequest
 	(*Member)(nil),                 // 21: raftkv.api.v1.Member
 	(*MemberListResponse)(nil),     // 22: raftkv.api.v1.MemberListResponse
-	(*StateHashRequest)(nil),       // 23: raftkv.api.v1.StateHashRequest
-	(*StateHashResponse)(nil),      // 24: raftkv.api.v1.StateHashResponse
-	(*ReadIndexRequest)(nil),       // 25: raftkv.api.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),      // 26: raftkv.api.v1.ReadIndexResponse
-	(*RegisterMemberRequest)(nil),  // 27: raftkv.api.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil), // 28: raftkv.api.v1.RegisterMemberResponse
+	(*MemberAddRequest)(nil),       // 23: raftkv.api.v1.MemberAddRequest
+	(*MemberRemoveRequest)(nil),    // 24: raftkv.api.v1.MemberRemoveRequest
+	(*MemberPromoteRequest)(nil),   // 25: raftkv.api.v1.MemberPromoteRequest
+	(*MemberDemoteRequest)(nil),    // 26: raftkv.api.v1.MemberDemoteRequest
+	(*MemberChangeResponse)(nil),   // 27: raftkv.api.v1.MemberChangeResponse
+	(*LeaderTransferRequest)(nil),  // 28: raftkv.api.v1.LeaderTransferRequest
+	(*LeaderTransferResponse)(nil), // 29: raftkv.api.v1.LeaderTransferResponse
+	(*StateHashRequest)(nil),       // 30: raftkv.api.v1.StateHashRequest
+	(*StateHashResponse)(nil),      // 31: raftkv.api.v1.StateHashResponse
+	(*ReadIndexRequest)(nil),       // 32: raftkv.api.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),      // 33: raftkv.api.v1.ReadIndexResponse
+	(*RegisterMemberRequest)(nil),  // 34: raftkv.api.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil), // 35: raftkv.api.v1.RegisterMemberResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: raftkv.api.v1.GetRequest.consistency:type_name -> raftkv.api.v1.Consistency
@@ -2224,31 +2786,43 @@ var file_kv_proto_depIdxs = []int32{
 	15, // 22: raftkv.api.v1.TxnResponse.responses:type_name -> raftkv.api.v1.ResponseOp
 	4,  // 23: raftkv.api.v1.MemberListResponse.header:type_name -> raftkv.api.v1.ResponseHeader
 	21, // 24: raftkv.api.v1.MemberListResponse.members:type_name -> raftkv.api.v1.Member
-	5,  // 25: raftkv.api.v1.KV.Get:input_type -> raftkv.api.v1.GetRequest
-	7,  // 26: raftkv.api.v1.KV.Put:input_type -> raftkv.api.v1.PutRequest
-	9,  // 27: raftkv.api.v1.KV.Delete:input_type -> raftkv.api.v1.DeleteRequest
-	11, // 28: raftkv.api.v1.KV.Range:input_type -> raftkv.api.v1.RangeRequest
-	16, // 29: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
-	18, // 30: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
-	20, // 31: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
-	23, // 32: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
-	25, // 33: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
-	27, // 34: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
-	6,  // 35: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
-	8,  // 36: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
-	10, // 37: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
-	12, // 38: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
-	17, // 39: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
-	19, // 40: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
-	22, // 41: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
-	24, // 42: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
-	26, // 43: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
-	28, // 44: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	4,  // 25: raftkv.api.v1.MemberChangeResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	4,  // 26: raftkv.api.v1.LeaderTransferResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	5,  // 27: raftkv.api.v1.KV.Get:input_type -> raftkv.api.v1.GetRequest
+	7,  // 28: raftkv.api.v1.KV.Put:input_type -> raftkv.api.v1.PutRequest
+	9,  // 29: raftkv.api.v1.KV.Delete:input_type -> raftkv.api.v1.DeleteRequest
+	11, // 30: raftkv.api.v1.KV.Range:input_type -> raftkv.api.v1.RangeRequest
+	16, // 31: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
+	18, // 32: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
+	20, // 33: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
+	30, // 34: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
+	23, // 35: raftkv.api.v1.Admin.MemberAdd:input_type -> raftkv.api.v1.MemberAddRequest
+	24, // 36: raftkv.api.v1.Admin.MemberRemove:input_type -> raftkv.api.v1.MemberRemoveRequest
+	25, // 37: raftkv.api.v1.Admin.MemberPromote:input_type -> raftkv.api.v1.MemberPromoteRequest
+	26, // 38: raftkv.api.v1.Admin.MemberDemote:input_type -> raftkv.api.v1.MemberDemoteRequest
+	28, // 39: raftkv.api.v1.Admin.LeaderTransfer:input_type -> raftkv.api.v1.LeaderTransferRequest
+	32, // 40: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
+	34, // 41: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
+	6,  // 42: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
+	8,  // 43: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
+	10, // 44: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
+	12, // 45: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
+	17, // 46: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
+	19, // 47: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
+	22, // 48: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
+	31, // 49: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
+	27, // 50: raftkv.api.v1.Admin.MemberAdd:output_type -> raftkv.api.v1.MemberChangeResponse
+	27, // 51: raftkv.api.v1.Admin.MemberRemove:output_type -> raftkv.api.v1.MemberChangeResponse
+	27, // 52: raftkv.api.v1.Admin.MemberPromote:output_type -> raftkv.api.v1.MemberChangeResponse
+	27, // 53: raftkv.api.v1.Admin.MemberDemote:output_type -> raftkv.api.v1.MemberChangeResponse
+	29, // 54: raftkv.api.v1.Admin.LeaderTransfer:output_type -> raftkv.api.v1.LeaderTransferResponse
+	33, // 55: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
+	35, // 56: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
+	42, // [42:57] is the sub-list for method output_type
+	27, // [27:42] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -2279,7 +2853,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -285,9 +285,14 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_Status_FullMethodName     = "/raftkv.api.v1.Admin/Status"
-	Admin_MemberList_FullMethodName = "/raftkv.api.v1.Admin/MemberList"
-	Admin_StateHash_FullMethodName  = "/raftkv.api.v1.Admin/StateHash"
+	Admin_Status_FullMethodName         = "/raftkv.api.v1.Admin/Status"
+	Admin_MemberList_FullMethodName     = "/raftkv.api.v1.Admin/MemberList"
+	Admin_StateHash_FullMethodName      = "/raftkv.api.v1.Admin/StateHash"
+	Admin_MemberAdd_FullMethodName      = "/raftkv.api.v1.Admin/MemberAdd"
+	Admin_MemberRemove_FullMethodName   = "/raftkv.api.v1.Admin/MemberRemove"
+	Admin_MemberPromote_FullMethodName  = "/raftkv.api.v1.Admin/MemberPromote"
+	Admin_MemberDemote_FullMethodName   = "/raftkv.api.v1.Admin/MemberDemote"
+	Admin_LeaderTransfer_FullMethodName = "/raftkv.api.v1.Admin/LeaderTransfer"
 )
 
 // AdminClient is the client API for Admin service.
@@ -304,6 +309,17 @@ type AdminClient interface {
 	// the same hash. It reads the whole store: meant for tests and
 	// consistency checks, not for monitoring loops.
 	StateHash(ctx context.Context, in *StateHashRequest, opts ...grpc.CallOption) (*StateHashResponse, error)
+	// MemberAdd adds a server to the raft configuration as a voter or a
+	// non-voter. MemberRemove, MemberPromote and MemberDemote change one
+	// server. LeaderTransfer hands leadership to another voter. Only the
+	// leader answers (others return NOT_LEADER with a hint); each refuses,
+	// with FailedPrecondition and reason UNSAFE_CHANGE, a change that could
+	// cost the cluster its quorum, unless force is set.
+	MemberAdd(ctx context.Context, in *MemberAddRequest, opts ...grpc.CallOption) (*MemberChangeResponse, error)
+	MemberRemove(ctx context.Context, in *MemberRemoveRequest, opts ...grpc.CallOption) (*MemberChangeResponse, error)
+	MemberPromote(ctx context.Context, in *MemberPromoteRequest, opts ...grpc.CallOption) (*MemberChangeResponse, error)
+	MemberDemote(ctx context.Context, in *MemberDemoteRequest, opts ...grpc.CallOption) (*MemberChangeResponse, error)
+	LeaderTransfer(ctx context.Context, in *LeaderTransferRequest, opts ...grpc.CallOption) (*LeaderTransferResponse, error)
 }
 
 type adminClient struct {
@@ -344,6 +360,56 @@ func (c *adminClient) StateHash(ctx context.Context, in *StateHashRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) MemberAdd(ctx context.Context, in *MemberAddRequest, opts ...grpc.CallOption) (*MemberChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MemberChangeResponse)
+	err := c.cc.Invoke(ctx, Admin_MemberAdd_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) MemberRemove(ctx context.Context, in *MemberRemoveRequest, opts ...grpc.CallOption) (*MemberChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MemberChangeResponse)
+	err := c.cc.Invoke(ctx, Admin_MemberRemove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) MemberPromote(ctx context.Context, in *MemberPromoteRequest, opts ...grpc.CallOption) (*MemberChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MemberChangeResponse)
+	err := c.cc.Invoke(ctx, Admin_MemberPromote_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) MemberDemote(ctx context.Context, in *MemberDemoteRequest, opts ...grpc.CallOption) (*MemberChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MemberChangeResponse)
+	err := c.cc.Invoke(ctx, Admin_MemberDemote_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) LeaderTransfer(ctx context.Context, in *LeaderTransferRequest, opts ...grpc.CallOption) (*LeaderTransferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaderTransferResponse)
+	err := c.cc.Invoke(ctx, Admin_LeaderTransfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -358,6 +424,17 @@ type AdminServer interface {
 	// the same hash. It reads the whole store: meant for tests and
 	// consistency checks, not for monitoring loops.
 	StateHash(context.Context, *StateHashRequest) (*StateHashResponse, error)
+	// MemberAdd adds a server to the raft configuration as a voter or a
+	// non-voter. MemberRemove, MemberPromote and MemberDemote change one
+	// server. LeaderTransfer hands leadership to another voter. Only the
+	// leader answers (others return NOT_LEADER with a hint); each refuses,
+	// with FailedPrecondition and reason UNSAFE_CHANGE, a change that could
+	// cost the cluster its quorum, unless force is set.
+	MemberAdd(context.Context, *MemberAddRequest) (*MemberChangeResponse, error)
+	MemberRemove(context.Context, *MemberRemoveRequest) (*MemberChangeResponse, error)
+	MemberPromote(context.Context, *MemberPromoteRequest) (*MemberChangeResponse, error)
+	MemberDemote(context.Context, *MemberDemoteRequest) (*MemberChangeResponse, error)
+	LeaderTransfer(context.Context, *LeaderTransferRequest) (*LeaderTransferResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -376,6 +453,21 @@ func (UnimplementedAdminServer) MemberList(context.Context, *MemberListRequest) 
 }
 func (UnimplementedAdminServer) StateHash(context.Context, *StateHashRequest) (*StateHashResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StateHash not implemented")
+}
+func (UnimplementedAdminServer) MemberAdd(context.Context, *MemberAddRequest) (*MemberChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MemberAdd not implemented")
+}
+func (UnimplementedAdminServer) MemberRemove(context.Context, *MemberRemoveRequest) (*MemberChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MemberRemove not implemented")
+}
+func (UnimplementedAdminServer) MemberPromote(context.Context, *MemberPromoteRequest) (*MemberChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MemberPromote not implemented")
+}
+func (UnimplementedAdminServer) MemberDemote(context.Context, *MemberDemoteRequest) (*MemberChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MemberDemote not implemented")
+}
+func (UnimplementedAdminServer) LeaderTransfer(context.Context, *LeaderTransferRequest) (*LeaderTransferResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaderTransfer not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -452,6 +544,96 @@ func _Admin_StateHash_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_MemberAdd_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberAddRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).MemberAdd(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_MemberAdd_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).MemberAdd(ctx, req.(*MemberAddRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_MemberRemove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberRemoveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).MemberRemove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_MemberRemove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).MemberRemove(ctx, req.(*MemberRemoveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_MemberPromote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberPromoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).MemberPromote(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_MemberPromote_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).MemberPromote(ctx, req.(*MemberPromoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_MemberDemote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MemberDemoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).MemberDemote(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_MemberDemote_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).MemberDemote(ctx, req.(*MemberDemoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_LeaderTransfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaderTransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).LeaderTransfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_LeaderTransfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).LeaderTransfer(ctx, req.(*LeaderTransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -470,6 +652,26 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StateHash",
 			Handler:    _Admin_StateHash_Handler,
+		},
+		{
+			MethodName: "MemberAdd",
+			Handler:    _Admin_MemberAdd_Handler,
+		},
+		{
+			MethodName: "MemberRemove",
+			Handler:    _Admin_MemberRemove_Handler,
+		},
+		{
+			MethodName: "MemberPromote",
+			Handler:    _Admin_MemberPromote_Handler,
+		},
+		{
+			MethodName: "MemberDemote",
+			Handler:    _Admin_MemberDemote_Handler,
+		},
+		{
+			MethodName: "LeaderTransfer",
+			Handler:    _Admin_LeaderTransfer_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
