@@ -198,7 +198,7 @@ func (f *FSM) applyCommand(tx *store.WriteTx, l *raft.Log, res *Result, inv *inv
 		return nil
 	}
 
-	a := applier{tx: tx, rev: int64(l.Index), inv: inv}
+	a := applier{tx: tx, rev: int64(l.Index), inv: inv, inTxn: cmd.GetTxn() != nil}
 	switch op := cmd.Op.(type) {
 	case *fsmpb.Command_Put:
 		res.Put, err = a.put(op.Put)
@@ -304,9 +304,10 @@ func validatePut(p *fsmpb.Put) error {
 // applier applies validated ops of one entry to a write transaction. Its
 // errors are store failures, never deterministic outcomes.
 type applier struct {
-	tx  *store.WriteTx
-	rev int64
-	inv *invalidations
+	tx    *store.WriteTx
+	rev   int64
+	inv   *invalidations
+	inTxn bool // applying a Txn: report keys without their new state
 }
 
 func (a *applier) put(p *fsmpb.Put) (*PutResult, error) {
@@ -328,7 +329,11 @@ func (a *applier) put(p *fsmpb.Put) (*PutResult, error) {
 	if err := a.tx.Put(kv); err != nil {
 		return nil, err
 	}
-	a.inv.key(p.GetKey())
+	if a.inTxn {
+		a.inv.key(p.GetKey(), uint64(a.rev), nil)
+	} else {
+		a.inv.key(p.GetKey(), uint64(a.rev), &kv)
+	}
 	res := &PutResult{}
 	if p.GetPrevKv() && existed {
 		res.PrevKV = &prev
@@ -351,7 +356,7 @@ func (a *applier) deleteRange(d *fsmpb.DeleteRange) (*DeleteResult, error) {
 		if d.GetPrevKv() {
 			res.PrevKVs = []KeyValue{prev}
 		}
-		a.inv.key(start)
+		a.inv.key(start, uint64(a.rev), nil)
 		return res, nil
 	}
 
@@ -370,7 +375,7 @@ func (a *applier) deleteRange(d *fsmpb.DeleteRange) (*DeleteResult, error) {
 		res.PrevKVs = found.KVs
 	}
 	if res.Deleted > 0 {
-		a.inv.rng(start, end)
+		a.inv.rng(start, end, uint64(a.rev))
 	}
 	return res, nil
 }
@@ -482,18 +487,20 @@ type invalidations struct {
 
 type invalidation struct {
 	start, end []byte
+	rev        uint64
+	kv         *KeyValue // a single Put's new state
 	isRange    bool
 }
 
-func (v *invalidations) key(k []byte) {
+func (v *invalidations) key(k []byte, rev uint64, kv *KeyValue) {
 	if v.enabled {
-		v.items = append(v.items, invalidation{start: k})
+		v.items = append(v.items, invalidation{start: k, rev: rev, kv: kv})
 	}
 }
 
-func (v *invalidations) rng(start, end []byte) {
+func (v *invalidations) rng(start, end []byte, rev uint64) {
 	if v.enabled {
-		v.items = append(v.items, invalidation{start: start, end: end, isRange: true})
+		v.items = append(v.items, invalidation{start: start, end: end, rev: rev, isRange: true})
 	}
 }
 
@@ -503,9 +510,9 @@ func (v *invalidations) apply(inv Invalidator) {
 	}
 	for _, it := range v.items {
 		if it.isRange {
-			inv.InvalidateRange(it.start, it.end)
+			inv.InvalidateRange(it.start, it.end, it.rev)
 		} else {
-			inv.Invalidate(it.start)
+			inv.Invalidate(it.start, it.rev, it.kv)
 		}
 	}
 }

@@ -464,7 +464,7 @@ func TestApplyBatch(t *testing.T) {
 	// Invalidation: one call per write, none for reads, failures, members;
 	// all before the applied index moved.
 	calls, at := inv.take()
-	wantCalls := []string{`key "a"`, `key "b"`, `key "a"`}
+	wantCalls := []string{`purge@0`, `key "a"@2="1"`, `key "b"@3="2"`, `key "a"@5`}
 	if fmt.Sprint(calls) != fmt.Sprint(wantCalls) {
 		t.Errorf("invalidations: got %q, want %q", calls, wantCalls)
 	}
@@ -695,14 +695,14 @@ func TestInvalidation(t *testing.T) {
 		cmd  *fsmpb.Command
 		want []string
 	}{
-		{"put", putCmd("k", "v"), []string{`key "k"`}},
-		{"delete existing", delCmd("a", "", false), []string{`key "a"`}},
+		{"put", putCmd("k", "v"), []string{`key "k"@3="v"`}},
+		{"delete existing", delCmd("a", "", false), []string{`key "a"@3`}},
 		{"delete missing", delCmd("zz", "", false), nil},
-		{"delete range", delCmd("a", "c", false), []string{`range "a".."c"`}},
+		{"delete range", delCmd("a", "c", false), []string{`range "a".."c"@3`}},
 		{"delete range matching nothing", delCmd("x", "y", false), nil},
-		{"delete to end", delCmd("b", "\x00", false), []string{`range "b"..end`}},
-		{"txn puts and deletes, not ranges", txnCmd(nil, []*fsmpb.Op{opRange("a", "", 0), opPut("n", "1", false), opDel("a", "", false)}, nil),
-			[]string{`key "n"`, `key "a"`}},
+		{"delete to end", delCmd("b", "\x00", false), []string{`range "b"..end@3`}},
+		{"txn puts and deletes, not ranges, without new states", txnCmd(nil, []*fsmpb.Op{opRange("a", "", 0), opPut("n", "1", false), opDel("a", "", false)}, nil),
+			[]string{`key "n"@3`, `key "a"@3`}},
 		{"failed put", putCmd("", "v"), nil},
 		{"member", memberCmd("n1", "x"), nil},
 	}

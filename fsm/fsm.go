@@ -57,15 +57,26 @@ func (c Config) Validate() error {
 // value older than N that the cache failed to drop. Calls may run
 // concurrently with the cache's own readers. Implementations must be quick
 // and must not call back into the FSM.
+//
+// Every call carries the raft index of the entry that made the change, in
+// index order, so the cache can refuse a fill read before it (see
+// cache/DESIGN.md). Slices passed in belong to the decoded entry and are
+// never modified afterwards; an implementation may keep them.
 type Invalidator interface {
-	// Invalidate drops any cached entry for key.
-	Invalidate(key []byte)
-	// InvalidateRange drops cached entries for every key in [start, end).
-	// A nil end means no upper bound.
-	InvalidateRange(start, end []byte)
-	// Purge drops everything; the FSM calls it after Restore replaced the
-	// whole state.
-	Purge()
+	// Invalidate records that the entry at index rev wrote key. kv is the
+	// key's new state when the entry was a single Put, so the cache may
+	// update a cached key in place; it is nil for deletes and for every key
+	// a Txn wrote (a Txn may write one key several times, and only its final
+	// state may ever be visible). A key may be reported more than once for
+	// one index.
+	Invalidate(key []byte, rev uint64, kv *KeyValue)
+	// InvalidateRange records that the entry at index rev deleted every key
+	// in [start, end). A nil end means no upper bound.
+	InvalidateRange(start, end []byte, rev uint64)
+	// Purge drops everything: the store was replaced by (or opened at) a
+	// state whose applied index is rev. The FSM calls it when it opens its
+	// store and after Restore, with the FSM's write lock held.
+	Purge(rev uint64)
 }
 
 // Deps are the FSM's collaborators.
@@ -163,6 +174,10 @@ func New(cfg Config, deps Deps) (*FSM, error) {
 	}
 	idx, term := st.Applied()
 	f.applied.Store(idx)
+	if f.inv != nil {
+		// The cache knows nothing about writes before the store's index.
+		f.inv.Purge(idx)
+	}
 	logger.Info("fsm opened", "raft_index", idx, "term", term, "path", st.Path())
 	return f, nil
 }
@@ -210,6 +225,23 @@ func (f *FSM) Get(key []byte) (KeyValue, bool, error) {
 		return KeyValue{}, false, fmt.Errorf("fsm: get: %w", err)
 	}
 	return kv, ok, nil
+}
+
+// GetIndexed is Get that also returns the applied index of the store
+// transaction it read in: the result is key's state exactly at that index.
+// The read cache needs it to tag what it caches (cache/DESIGN.md).
+func (f *FSM) GetIndexed(key []byte) (kv KeyValue, found bool, index uint64, err error) {
+	err = f.view(func(tx *store.ReadTx) (err error) {
+		if index, _, err = tx.Applied(); err != nil {
+			return err
+		}
+		kv, found, err = tx.Get(key)
+		return err
+	})
+	if err != nil {
+		return KeyValue{}, false, 0, fmt.Errorf("fsm: get: %w", err)
+	}
+	return kv, found, index, nil
 }
 
 // Range reads r as of the last applied entry on this node. An empty

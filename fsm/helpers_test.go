@@ -238,15 +238,21 @@ func (r *recordingInvalidator) record(s string) {
 	}
 }
 
-func (r *recordingInvalidator) Invalidate(key []byte) { r.record(fmt.Sprintf("key %q", key)) }
-func (r *recordingInvalidator) InvalidateRange(start, end []byte) {
-	if end == nil {
-		r.record(fmt.Sprintf("range %q..end", start))
+func (r *recordingInvalidator) Invalidate(key []byte, rev uint64, kv *fsm.KeyValue) {
+	if kv != nil {
+		r.record(fmt.Sprintf("key %q@%d=%q", key, rev, kv.Value))
 		return
 	}
-	r.record(fmt.Sprintf("range %q..%q", start, end))
+	r.record(fmt.Sprintf("key %q@%d", key, rev))
 }
-func (r *recordingInvalidator) Purge() { r.record("purge") }
+func (r *recordingInvalidator) InvalidateRange(start, end []byte, rev uint64) {
+	if end == nil {
+		r.record(fmt.Sprintf("range %q..end@%d", start, rev))
+		return
+	}
+	r.record(fmt.Sprintf("range %q..%q@%d", start, end, rev))
+}
+func (r *recordingInvalidator) Purge(rev uint64) { r.record(fmt.Sprintf("purge@%d", rev)) }
 
 func (r *recordingInvalidator) take() ([]string, []uint64) {
 	r.mu.Lock()

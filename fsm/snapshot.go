@@ -409,10 +409,10 @@ func (f *FSM) swap(ns *store.Store) (*store.Store, error) {
 	}
 	old := f.st
 	f.st = ns
-	if f.inv != nil {
-		f.inv.Purge()
-	}
 	idx, _ := ns.Applied()
+	if f.inv != nil {
+		f.inv.Purge(idx)
+	}
 	f.applied.Store(idx)
 	f.notify()
 	return old, nil

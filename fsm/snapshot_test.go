@@ -68,8 +68,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if _, ok, _ := dst.Get([]byte("stale")); ok {
 		t.Errorf("key from before the restore survived it")
 	}
-	if calls, _ := inv.take(); fmt.Sprint(calls) != "[purge]" {
-		t.Errorf("invalidations on restore: got %q, want [purge]", calls)
+	if calls, _ := inv.take(); fmt.Sprint(calls) != fmt.Sprintf("[purge@%d]", idx) {
+		t.Errorf("invalidations on restore: got %q, want [purge@%d]", calls, idx)
 	}
 	// Entries the snapshot covers are skipped; new ones apply on top.
 	apply(t, dst, idx, putCmd("a", "REPLAYED"))
