@@ -340,9 +340,15 @@ func (x *ResponseHeader) GetRaftTerm() uint64 {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Consistency   Consistency            `protobuf:"varint,2,opt,name=consistency,proto3,enum=raftkv.api.v1.Consistency" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Key         []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Consistency Consistency            `protobuf:"varint,2,opt,name=consistency,proto3,enum=raftkv.api.v1.Consistency" json:"consistency,omitempty"`
+	// no_cache reads the store directly, bypassing every cache tier (and
+	// filling none). Without it, serializable reads may be served by the
+	// node's cache or the shared Redis tier, linearizable reads by the node's
+	// cache only (after the read index is reached). Either way the answer is
+	// the same; see the README's cache section.
+	NoCache       bool `protobuf:"varint,3,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -389,6 +395,13 @@ func (x *GetRequest) GetConsistency() Consistency {
 		return x.Consistency
 	}
 	return Consistency_CONSISTENCY_UNKNOWN
+}
+
+func (x *GetRequest) GetNoCache() bool {
+	if x != nil {
+		return x.NoCache
+	}
+	return false
 }
 
 type GetResponse struct {
@@ -704,10 +717,13 @@ type RangeRequest struct {
 	RangeEnd []byte                 `protobuf:"bytes,2,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
 	Prefix   bool                   `protobuf:"varint,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
 	// limit caps the number of keys returned; 0 means no limit.
-	Limit         int64       `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
-	KeysOnly      bool        `protobuf:"varint,5,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
-	CountOnly     bool        `protobuf:"varint,6,opt,name=count_only,json=countOnly,proto3" json:"count_only,omitempty"`
-	Consistency   Consistency `protobuf:"varint,7,opt,name=consistency,proto3,enum=raftkv.api.v1.Consistency" json:"consistency,omitempty"`
+	Limit       int64       `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	KeysOnly    bool        `protobuf:"varint,5,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	CountOnly   bool        `protobuf:"varint,6,opt,name=count_only,json=countOnly,proto3" json:"count_only,omitempty"`
+	Consistency Consistency `protobuf:"varint,7,opt,name=consistency,proto3,enum=raftkv.api.v1.Consistency" json:"consistency,omitempty"`
+	// no_cache bypasses the node's cache. Only single-key ranges (no
+	// range_end, no prefix) ever use it; wider ranges always read the store.
+	NoCache       bool `protobuf:"varint,8,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -789,6 +805,13 @@ func (x *RangeRequest) GetConsistency() Consistency {
 		return x.Consistency
 	}
 	return Consistency_CONSISTENCY_UNKNOWN
+}
+
+func (x *RangeRequest) GetNoCache() bool {
+	if x != nil {
+		return x.NoCache
+	}
+	return false
 }
 
 type RangeResponse struct {
@@ -1395,7 +1418,10 @@ type StatusResponse struct {
 	// in milliseconds: 0 on the leader, -1 when never.
 	LastContactMs int64 `protobuf:"varint,16,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
 	// gossip_addr is the node's memberlist address; empty with gossip off.
-	GossipAddr    string `protobuf:"bytes,17,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	GossipAddr string `protobuf:"bytes,17,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	// cache has one entry per read-cache tier this node runs ("local", then
+	// "redis" when configured); empty when the cache is off.
+	Cache         []*CacheTierStats `protobuf:"bytes,30,rep,name=cache,proto3" json:"cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1549,6 +1575,165 @@ func (x *StatusResponse) GetGossipAddr() string {
 	return ""
 }
 
+func (x *StatusResponse) GetCache() []*CacheTierStats {
+	if x != nil {
+		return x.Cache
+	}
+	return nil
+}
+
+// CacheTierStats counts what one read-cache tier did since the node started.
+type CacheTierStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tier is "local" (this node's in-process cache) or "redis" (the shared
+	// tier).
+	Tier string `protobuf:"bytes,1,opt,name=tier,proto3" json:"tier,omitempty"`
+	// hits and misses count lookups. A redis hit that this node did not trust
+	// (written before a write it has applied) counts as a miss and as
+	// rejected.
+	Hits   uint64 `protobuf:"varint,2,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses uint64 `protobuf:"varint,3,opt,name=misses,proto3" json:"misses,omitempty"`
+	// evictions counts entries dropped to stay within max_bytes (local).
+	Evictions uint64 `protobuf:"varint,4,opt,name=evictions,proto3" json:"evictions,omitempty"`
+	// bytes is the memory in use: the accounted size of the local cache, or
+	// the Redis server's used_memory (the whole instance, shared with others).
+	Bytes int64 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// max_bytes is the local cache's bound (--cache-size); 0 for redis.
+	MaxBytes int64 `protobuf:"varint,6,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// entries is the number of cached keys: local entries, or the Redis
+	// database's key count (DBSIZE, all namespaces).
+	Entries int64 `protobuf:"varint,7,opt,name=entries,proto3" json:"entries,omitempty"`
+	// errors counts failed Redis operations; each read was answered from the
+	// node's store instead.
+	Errors uint64 `protobuf:"varint,8,opt,name=errors,proto3" json:"errors,omitempty"`
+	// fills counts entries written into the tier.
+	Fills uint64 `protobuf:"varint,9,opt,name=fills,proto3" json:"fills,omitempty"`
+	// rejected counts fills refused (read before a write to the key) and
+	// fetched entries not trusted.
+	Rejected uint64 `protobuf:"varint,10,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	// invalidations counts entries dropped or updated by committed writes
+	// (local), or invalidations sent (redis, leader only).
+	Invalidations uint64 `protobuf:"varint,11,opt,name=invalidations,proto3" json:"invalidations,omitempty"`
+	// expired counts entries dropped because their TTL passed (local).
+	Expired       uint64 `protobuf:"varint,12,opt,name=expired,proto3" json:"expired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheTierStats) Reset() {
+	*x = CacheTierStats{}
+	mi := &file_kv_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheTierStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheTierStats) ProtoMessage() {}
+
+func (x *CacheTierStats) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheTierStats.ProtoReflect.Descriptor instead.
+func (*CacheTierStats) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CacheTierStats) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *CacheTierStats) GetHits() uint64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetMisses() uint64 {
+	if x != nil {
+		return x.Misses
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetEvictions() uint64 {
+	if x != nil {
+		return x.Evictions
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetMaxBytes() int64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetEntries() int64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetFills() uint64 {
+	if x != nil {
+		return x.Fills
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetRejected() uint64 {
+	if x != nil {
+		return x.Rejected
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetInvalidations() uint64 {
+	if x != nil {
+		return x.Invalidations
+	}
+	return 0
+}
+
+func (x *CacheTierStats) GetExpired() uint64 {
+	if x != nil {
+		return x.Expired
+	}
+	return 0
+}
+
 type MemberListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1557,7 +1742,7 @@ type MemberListRequest struct {
 
 func (x *MemberListRequest) Reset() {
 	*x = MemberListRequest{}
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1754,7 @@ func (x *MemberListRequest) String() string {
 func (*MemberListRequest) ProtoMessage() {}
 
 func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[17]
+	mi := &file_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1767,7 @@ func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
 func (*MemberListRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{17}
+	return file_kv_proto_rawDescGZIP(), []int{18}
 }
 
 // Member is one server of the raft configuration, or a server gossip knows
@@ -1623,7 +1808,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1820,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[18]
+	mi := &file_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1833,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{18}
+	return file_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Member) GetId() string {
@@ -1766,7 +1951,7 @@ type MemberListResponse struct {
 
 func (x *MemberListResponse) Reset() {
 	*x = MemberListResponse{}
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +1963,7 @@ func (x *MemberListResponse) String() string {
 func (*MemberListResponse) ProtoMessage() {}
 
 func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[19]
+	mi := &file_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +1976,7 @@ func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
 func (*MemberListResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{19}
+	return file_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MemberListResponse) GetHeader() *ResponseHeader {
@@ -1822,7 +2007,7 @@ type MemberAddRequest struct {
 
 func (x *MemberAddRequest) Reset() {
 	*x = MemberAddRequest{}
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +2019,7 @@ func (x *MemberAddRequest) String() string {
 func (*MemberAddRequest) ProtoMessage() {}
 
 func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[20]
+	mi := &file_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +2032,7 @@ func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
 func (*MemberAddRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{20}
+	return file_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MemberAddRequest) GetId() string {
@@ -1888,7 +2073,7 @@ type MemberRemoveRequest struct {
 
 func (x *MemberRemoveRequest) Reset() {
 	*x = MemberRemoveRequest{}
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2085,7 @@ func (x *MemberRemoveRequest) String() string {
 func (*MemberRemoveRequest) ProtoMessage() {}
 
 func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[21]
+	mi := &file_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2098,7 @@ func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
 func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{21}
+	return file_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MemberRemoveRequest) GetId() string {
@@ -1940,7 +2125,7 @@ type MemberPromoteRequest struct {
 
 func (x *MemberPromoteRequest) Reset() {
 	*x = MemberPromoteRequest{}
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2137,7 @@ func (x *MemberPromoteRequest) String() string {
 func (*MemberPromoteRequest) ProtoMessage() {}
 
 func (x *MemberPromoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[22]
+	mi := &file_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2150,7 @@ func (x *MemberPromoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberPromoteRequest.ProtoReflect.Descriptor instead.
 func (*MemberPromoteRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{22}
+	return file_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MemberPromoteRequest) GetId() string {
@@ -1992,7 +2177,7 @@ type MemberDemoteRequest struct {
 
 func (x *MemberDemoteRequest) Reset() {
 	*x = MemberDemoteRequest{}
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2189,7 @@ func (x *MemberDemoteRequest) String() string {
 func (*MemberDemoteRequest) ProtoMessage() {}
 
 func (x *MemberDemoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[23]
+	mi := &file_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2202,7 @@ func (x *MemberDemoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberDemoteRequest.ProtoReflect.Descriptor instead.
 func (*MemberDemoteRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{23}
+	return file_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MemberDemoteRequest) GetId() string {
@@ -2049,7 +2234,7 @@ type MemberChangeResponse struct {
 
 func (x *MemberChangeResponse) Reset() {
 	*x = MemberChangeResponse{}
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2246,7 @@ func (x *MemberChangeResponse) String() string {
 func (*MemberChangeResponse) ProtoMessage() {}
 
 func (x *MemberChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[24]
+	mi := &file_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2259,7 @@ func (x *MemberChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChangeResponse.ProtoReflect.Descriptor instead.
 func (*MemberChangeResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{24}
+	return file_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MemberChangeResponse) GetHeader() *ResponseHeader {
@@ -2110,7 +2295,7 @@ type LeaderTransferRequest struct {
 
 func (x *LeaderTransferRequest) Reset() {
 	*x = LeaderTransferRequest{}
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2307,7 @@ func (x *LeaderTransferRequest) String() string {
 func (*LeaderTransferRequest) ProtoMessage() {}
 
 func (x *LeaderTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[25]
+	mi := &file_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2320,7 @@ func (x *LeaderTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderTransferRequest.ProtoReflect.Descriptor instead.
 func (*LeaderTransferRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{25}
+	return file_kv_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LeaderTransferRequest) GetToId() string {
@@ -2163,7 +2348,7 @@ type LeaderTransferResponse struct {
 
 func (x *LeaderTransferResponse) Reset() {
 	*x = LeaderTransferResponse{}
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2360,7 @@ func (x *LeaderTransferResponse) String() string {
 func (*LeaderTransferResponse) ProtoMessage() {}
 
 func (x *LeaderTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[26]
+	mi := &file_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2373,7 @@ func (x *LeaderTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderTransferResponse.ProtoReflect.Descriptor instead.
 func (*LeaderTransferResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{26}
+	return file_kv_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LeaderTransferResponse) GetHeader() *ResponseHeader {
@@ -2213,7 +2398,7 @@ type StateHashRequest struct {
 
 func (x *StateHashRequest) Reset() {
 	*x = StateHashRequest{}
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2410,7 @@ func (x *StateHashRequest) String() string {
 func (*StateHashRequest) ProtoMessage() {}
 
 func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[27]
+	mi := &file_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2423,7 @@ func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHashRequest.ProtoReflect.Descriptor instead.
 func (*StateHashRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{27}
+	return file_kv_proto_rawDescGZIP(), []int{28}
 }
 
 type StateHashResponse struct {
@@ -2256,7 +2441,7 @@ type StateHashResponse struct {
 
 func (x *StateHashResponse) Reset() {
 	*x = StateHashResponse{}
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2453,7 @@ func (x *StateHashResponse) String() string {
 func (*StateHashResponse) ProtoMessage() {}
 
 func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[28]
+	mi := &file_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2466,7 @@ func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHashResponse.ProtoReflect.Descriptor instead.
 func (*StateHashResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{28}
+	return file_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StateHashResponse) GetNodeId() string {
@@ -2320,7 +2505,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +2517,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[29]
+	mi := &file_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +2530,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{29}
+	return file_kv_proto_rawDescGZIP(), []int{30}
 }
 
 type ReadIndexResponse struct {
@@ -2358,7 +2543,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2555,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[30]
+	mi := &file_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2568,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{30}
+	return file_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2410,7 +2595,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +2607,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[31]
+	mi := &file_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +2620,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{31}
+	return file_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -2461,7 +2646,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2658,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kv_proto_msgTypes[32]
+	mi := &file_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2671,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_kv_proto_rawDescGZIP(), []int{32}
+	return file_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RegisterMemberResponse) GetIndex() uint64 {
@@ -2510,11 +2695,12 @@ const file_kv_proto_rawDesc = "" +
 	"\x0eResponseHeader\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
-	"\traft_term\x18\x03 \x01(\x04R\braftTerm\"\\\n" +
+	"\traft_term\x18\x03 \x01(\x04R\braftTerm\"w\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12<\n" +
-	"\vconsistency\x18\x02 \x01(\x0e2\x1a.raftkv.api.v1.ConsistencyR\vconsistency\"\x83\x01\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x1a.raftkv.api.v1.ConsistencyR\vconsistency\x12\x19\n" +
+	"\bno_cache\x18\x03 \x01(\bR\anoCache\"\x83\x01\n" +
 	"\vGetResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12'\n" +
@@ -2535,7 +2721,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x0eDeleteResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12\x18\n" +
 	"\adeleted\x18\x02 \x01(\x03R\adeleted\x122\n" +
-	"\bprev_kvs\x18\x03 \x03(\v2\x17.raftkv.api.v1.KeyValueR\aprevKvs\"\xe5\x01\n" +
+	"\bprev_kvs\x18\x03 \x03(\v2\x17.raftkv.api.v1.KeyValueR\aprevKvs\"\x80\x02\n" +
 	"\fRangeRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1b\n" +
 	"\trange_end\x18\x02 \x01(\fR\brangeEnd\x12\x16\n" +
@@ -2544,7 +2730,8 @@ const file_kv_proto_rawDesc = "" +
 	"\tkeys_only\x18\x05 \x01(\bR\bkeysOnly\x12\x1d\n" +
 	"\n" +
 	"count_only\x18\x06 \x01(\bR\tcountOnly\x12<\n" +
-	"\vconsistency\x18\a \x01(\x0e2\x1a.raftkv.api.v1.ConsistencyR\vconsistency\"\x9b\x01\n" +
+	"\vconsistency\x18\a \x01(\x0e2\x1a.raftkv.api.v1.ConsistencyR\vconsistency\x12\x19\n" +
+	"\bno_cache\x18\b \x01(\bR\anoCache\"\x9b\x01\n" +
 	"\rRangeResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12)\n" +
 	"\x03kvs\x18\x02 \x03(\v2\x17.raftkv.api.v1.KeyValueR\x03kvs\x12\x12\n" +
@@ -2597,7 +2784,7 @@ const file_kv_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12\x1c\n" +
 	"\tsucceeded\x18\x02 \x01(\bR\tsucceeded\x127\n" +
 	"\tresponses\x18\x03 \x03(\v2\x19.raftkv.api.v1.ResponseOpR\tresponses\"\x0f\n" +
-	"\rStatusRequest\"\xc5\x04\n" +
+	"\rStatusRequest\"\xfa\x04\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1b\n" +
@@ -2620,7 +2807,22 @@ const file_kv_proto_rawDesc = "" +
 	"goroutines\x12&\n" +
 	"\x0flast_contact_ms\x18\x10 \x01(\x03R\rlastContactMs\x12\x1f\n" +
 	"\vgossip_addr\x18\x11 \x01(\tR\n" +
-	"gossipAddr\"\x13\n" +
+	"gossipAddr\x123\n" +
+	"\x05cache\x18\x1e \x03(\v2\x1d.raftkv.api.v1.CacheTierStatsR\x05cache\"\xc5\x02\n" +
+	"\x0eCacheTierStats\x12\x12\n" +
+	"\x04tier\x18\x01 \x01(\tR\x04tier\x12\x12\n" +
+	"\x04hits\x18\x02 \x01(\x04R\x04hits\x12\x16\n" +
+	"\x06misses\x18\x03 \x01(\x04R\x06misses\x12\x1c\n" +
+	"\tevictions\x18\x04 \x01(\x04R\tevictions\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\x12\x1b\n" +
+	"\tmax_bytes\x18\x06 \x01(\x03R\bmaxBytes\x12\x18\n" +
+	"\aentries\x18\a \x01(\x03R\aentries\x12\x16\n" +
+	"\x06errors\x18\b \x01(\x04R\x06errors\x12\x14\n" +
+	"\x05fills\x18\t \x01(\x04R\x05fills\x12\x1a\n" +
+	"\brejected\x18\n" +
+	" \x01(\x04R\brejected\x12$\n" +
+	"\rinvalidations\x18\v \x01(\x04R\rinvalidations\x12\x18\n" +
+	"\aexpired\x18\f \x01(\x04R\aexpired\"\x13\n" +
 	"\x11MemberListRequest\"\xd3\x03\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
@@ -2721,7 +2923,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_kv_proto_goTypes = []any{
 	(Consistency)(0),               // 0: raftkv.api.v1.Consistency
 	(Compare_Result)(0),            // 1: raftkv.api.v1.Compare.Result
@@ -2743,22 +2945,23 @@ var file_kv_proto_goTypes = []any{
 	(*TxnResponse)(nil),            // 17: raftkv.api.v1.TxnResponse
 	(*StatusRequest)(nil),          // 18: raftkv.api.v1.StatusRequest
 	(*StatusResponse)(nil),         // 19: raftkv.api.v1.StatusResponse
-	(*MemberListRequest)(nil),      // 20: raftkv.api.v1.MemberListRequest
-	(*Member)(nil),                 // 21: raftkv.api.v1.Member
-	(*MemberListResponse)(nil),     // 22: raftkv.api.v1.MemberListResponse
-	(*MemberAddRequest)(nil),       // 23: raftkv.api.v1.MemberAddRequest
-	(*MemberRemoveRequest)(nil),    // 24: raftkv.api.v1.MemberRemoveRequest
-	(*MemberPromoteRequest)(nil),   // 25: raftkv.api.v1.MemberPromoteRequest
-	(*MemberDemoteRequest)(nil),    // 26: raftkv.api.v1.MemberDemoteRequest
-	(*MemberChangeResponse)(nil),   // 27: raftkv.api.v1.MemberChangeResponse
-	(*LeaderTransferRequest)(nil),  // 28: raftkv.api.v1.LeaderTransferRequest
-	(*LeaderTransferResponse)(nil), // 29: raftkv.api.v1.LeaderTransferResponse
-	(*StateHashRequest)(nil),       // 30: raftkv.api.v1.StateHashRequest
-	(*StateHashResponse)(nil),      // 31: raftkv.api.v1.StateHashResponse
-	(*ReadIndexRequest)(nil),       // 32: raftkv.api.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),      // 33: raftkv.api.v1.ReadIndexResponse
-	(*RegisterMemberRequest)(nil),  // 34: raftkv.api.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil), // 35: raftkv.api.v1.RegisterMemberResponse
+	(*CacheTierStats)(nil),         // 20: raftkv.api.v1.CacheTierStats
+	(*MemberListRequest)(nil),      // 21: raftkv.api.v1.MemberListRequest
+	(*Member)(nil),                 // 22: raftkv.api.v1.Member
+	(*MemberListResponse)(nil),     // 23: raftkv.api.v1.MemberListResponse
+	(*MemberAddRequest)(nil),       // 24: raftkv.api.v1.MemberAddRequest
+	(*MemberRemoveRequest)(nil),    // 25: raftkv.api.v1.MemberRemoveRequest
+	(*MemberPromoteRequest)(nil),   // 26: raftkv.api.v1.MemberPromoteRequest
+	(*MemberDemoteRequest)(nil),    // 27: raftkv.api.v1.MemberDemoteRequest
+	(*MemberChangeResponse)(nil),   // 28: raftkv.api.v1.MemberChangeResponse
+	(*LeaderTransferRequest)(nil),  // 29: raftkv.api.v1.LeaderTransferRequest
+	(*LeaderTransferResponse)(nil), // 30: raftkv.api.v1.LeaderTransferResponse
+	(*StateHashRequest)(nil),       // 31: raftkv.api.v1.StateHashRequest
+	(*StateHashResponse)(nil),      // 32: raftkv.api.v1.StateHashResponse
+	(*ReadIndexRequest)(nil),       // 33: raftkv.api.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),      // 34: raftkv.api.v1.ReadIndexResponse
+	(*RegisterMemberRequest)(nil),  // 35: raftkv.api.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil), // 36: raftkv.api.v1.RegisterMemberResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: raftkv.api.v1.GetRequest.consistency:type_name -> raftkv.api.v1.Consistency
@@ -2784,45 +2987,46 @@ var file_kv_proto_depIdxs = []int32{
 	14, // 20: raftkv.api.v1.TxnRequest.failure:type_name -> raftkv.api.v1.RequestOp
 	4,  // 21: raftkv.api.v1.TxnResponse.header:type_name -> raftkv.api.v1.ResponseHeader
 	15, // 22: raftkv.api.v1.TxnResponse.responses:type_name -> raftkv.api.v1.ResponseOp
-	4,  // 23: raftkv.api.v1.MemberListResponse.header:type_name -> raftkv.api.v1.ResponseHeader
-	21, // 24: raftkv.api.v1.MemberListResponse.members:type_name -> raftkv.api.v1.Member
-	4,  // 25: raftkv.api.v1.MemberChangeResponse.header:type_name -> raftkv.api.v1.ResponseHeader
-	4,  // 26: raftkv.api.v1.LeaderTransferResponse.header:type_name -> raftkv.api.v1.ResponseHeader
-	5,  // 27: raftkv.api.v1.KV.Get:input_type -> raftkv.api.v1.GetRequest
-	7,  // 28: raftkv.api.v1.KV.Put:input_type -> raftkv.api.v1.PutRequest
-	9,  // 29: raftkv.api.v1.KV.Delete:input_type -> raftkv.api.v1.DeleteRequest
-	11, // 30: raftkv.api.v1.KV.Range:input_type -> raftkv.api.v1.RangeRequest
-	16, // 31: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
-	18, // 32: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
-	20, // 33: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
-	30, // 34: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
-	23, // 35: raftkv.api.v1.Admin.MemberAdd:input_type -> raftkv.api.v1.MemberAddRequest
-	24, // 36: raftkv.api.v1.Admin.MemberRemove:input_type -> raftkv.api.v1.MemberRemoveRequest
-	25, // 37: raftkv.api.v1.Admin.MemberPromote:input_type -> raftkv.api.v1.MemberPromoteRequest
-	26, // 38: raftkv.api.v1.Admin.MemberDemote:input_type -> raftkv.api.v1.MemberDemoteRequest
-	28, // 39: raftkv.api.v1.Admin.LeaderTransfer:input_type -> raftkv.api.v1.LeaderTransferRequest
-	32, // 40: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
-	34, // 41: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
-	6,  // 42: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
-	8,  // 43: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
-	10, // 44: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
-	12, // 45: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
-	17, // 46: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
-	19, // 47: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
-	22, // 48: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
-	31, // 49: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
-	27, // 50: raftkv.api.v1.Admin.MemberAdd:output_type -> raftkv.api.v1.MemberChangeResponse
-	27, // 51: raftkv.api.v1.Admin.MemberRemove:output_type -> raftkv.api.v1.MemberChangeResponse
-	27, // 52: raftkv.api.v1.Admin.MemberPromote:output_type -> raftkv.api.v1.MemberChangeResponse
-	27, // 53: raftkv.api.v1.Admin.MemberDemote:output_type -> raftkv.api.v1.MemberChangeResponse
-	29, // 54: raftkv.api.v1.Admin.LeaderTransfer:output_type -> raftkv.api.v1.LeaderTransferResponse
-	33, // 55: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
-	35, // 56: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
-	42, // [42:57] is the sub-list for method output_type
-	27, // [27:42] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	20, // 23: raftkv.api.v1.StatusResponse.cache:type_name -> raftkv.api.v1.CacheTierStats
+	4,  // 24: raftkv.api.v1.MemberListResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	22, // 25: raftkv.api.v1.MemberListResponse.members:type_name -> raftkv.api.v1.Member
+	4,  // 26: raftkv.api.v1.MemberChangeResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	4,  // 27: raftkv.api.v1.LeaderTransferResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	5,  // 28: raftkv.api.v1.KV.Get:input_type -> raftkv.api.v1.GetRequest
+	7,  // 29: raftkv.api.v1.KV.Put:input_type -> raftkv.api.v1.PutRequest
+	9,  // 30: raftkv.api.v1.KV.Delete:input_type -> raftkv.api.v1.DeleteRequest
+	11, // 31: raftkv.api.v1.KV.Range:input_type -> raftkv.api.v1.RangeRequest
+	16, // 32: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
+	18, // 33: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
+	21, // 34: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
+	31, // 35: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
+	24, // 36: raftkv.api.v1.Admin.MemberAdd:input_type -> raftkv.api.v1.MemberAddRequest
+	25, // 37: raftkv.api.v1.Admin.MemberRemove:input_type -> raftkv.api.v1.MemberRemoveRequest
+	26, // 38: raftkv.api.v1.Admin.MemberPromote:input_type -> raftkv.api.v1.MemberPromoteRequest
+	27, // 39: raftkv.api.v1.Admin.MemberDemote:input_type -> raftkv.api.v1.MemberDemoteRequest
+	29, // 40: raftkv.api.v1.Admin.LeaderTransfer:input_type -> raftkv.api.v1.LeaderTransferRequest
+	33, // 41: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
+	35, // 42: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
+	6,  // 43: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
+	8,  // 44: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
+	10, // 45: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
+	12, // 46: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
+	17, // 47: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
+	19, // 48: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
+	23, // 49: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
+	32, // 50: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
+	28, // 51: raftkv.api.v1.Admin.MemberAdd:output_type -> raftkv.api.v1.MemberChangeResponse
+	28, // 52: raftkv.api.v1.Admin.MemberRemove:output_type -> raftkv.api.v1.MemberChangeResponse
+	28, // 53: raftkv.api.v1.Admin.MemberPromote:output_type -> raftkv.api.v1.MemberChangeResponse
+	28, // 54: raftkv.api.v1.Admin.MemberDemote:output_type -> raftkv.api.v1.MemberChangeResponse
+	30, // 55: raftkv.api.v1.Admin.LeaderTransfer:output_type -> raftkv.api.v1.LeaderTransferResponse
+	34, // 56: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
+	36, // 57: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
+	43, // [43:58] is the sub-list for method output_type
+	28, // [28:43] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -2853,7 +3057,7 @@ func file_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
