@@ -34,8 +34,12 @@ type Config struct {
 	// peers dial (defaults to RaftAddr).
 	RaftAddr      string
 	RaftAdvertise string
-	// HTTPAddr serves /healthz; empty disables the HTTP server.
+	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables the
+	// HTTP server.
 	HTTPAddr string
+	// ReadyMaxLag is how many entries the FSM's applied index may trail the
+	// commit index this node knows of while /readyz still reports ready.
+	ReadyMaxLag uint64
 	// RaftPeerOverrides maps a peer's raft server id to the address this
 	// node dials to reach it, instead of the address the raft configuration
 	// holds for it. It changes only where this node connects, never the
@@ -96,6 +100,7 @@ func DefaultConfig() Config {
 		MaxAppendEntries:   256,
 		Limits:             transport.DefaultLimits(),
 		RequestTimeout:     10 * time.Second,
+		ReadyMaxLag:        1000,
 		LogLevel:           slog.LevelInfo,
 	}
 }

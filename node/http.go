@@ -2,7 +2,11 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func (n *Node) httpHandler() http.Handler {
@@ -16,5 +20,26 @@ func (n *Node) httpHandler() http.Handler {
 			"applied":    n.fsm.AppliedIndex(),
 		})
 	})
+	// /readyz: 200 when this node can serve clients, 503 with the reason
+	// otherwise (see readiness).
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		r := n.readiness()
+		w.Header().Set("Content-Type", "application/json")
+		if !r.Ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(r)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{
+		ErrorLog:      slogPromLogger{n.logger},
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 	return mux
+}
+
+// slogPromLogger routes promhttp's scrape errors into the node's logger.
+type slogPromLogger struct{ logger *slog.Logger }
+
+func (l slogPromLogger) Println(v ...any) {
+	l.logger.Warn("metrics scrape error", "err", fmt.Sprint(v...))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raftkv/raftkv/fsm"
 	"github.com/raftkv/raftkv/transport"
@@ -37,6 +38,11 @@ type Deps struct {
 	HTTPListener net.Listener
 	// RaftDial overrides how raft peers are dialed (fault injection in tests).
 	RaftDial transport.DialFunc
+	// Registry receives the node's Prometheus metrics and is served at
+	// /metrics. Give every node its own: its collectors stay registered
+	// after Close, so a node restarted in the same process needs a new
+	// one. nil means a fresh registry.
+	Registry *prometheus.Registry
 }
 
 // Node is one running raftkv server.
@@ -54,6 +60,10 @@ type Node struct {
 
 	grpcLn net.Listener
 	httpLn net.Listener
+
+	registry  *prometheus.Registry
+	metrics   *metrics
+	leaderObs *raft.Observer
 
 	// readyTerm is the term in which this node, as leader, has applied a
 	// barrier: only then is its commit index safe for ReadIndex.
@@ -79,7 +89,11 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	n = &Node{cfg: cfg, logger: logger.With("node_id", cfg.ID), stop: make(chan struct{})}
+	n = &Node{cfg: cfg, logger: logger.With("node_id", cfg.ID), stop: make(chan struct{}),
+		registry: deps.Registry, metrics: newMetrics()}
+	if n.registry == nil {
+		n.registry = prometheus.NewRegistry()
+	}
 	var cleanups []func()
 	defer func() {
 		if err != nil {
@@ -108,7 +122,7 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 		return nil, fmt.Errorf("open raft log store %q: %w", filepath.Join(raftDir, "raft.db"), err)
 	}
 	cleanups = append(cleanups, func() { n.logStore.Close() })
-	cachedLogs, err := raft.NewLogCache(512, n.logStore)
+	cachedLogs, err := raft.NewLogCache(512, timedLogStore{LogStore: n.logStore, h: n.metrics.logAppend})
 	if err != nil {
 		return nil, fmt.Errorf("create log cache: %w", err)
 	}
@@ -173,11 +187,16 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("check existing raft state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, cachedLogs, n.logStore, snaps, n.raftTrans)
+	n.raft, err = raft.NewRaft(rc, instrumentedFSM{FSM: n.fsm, m: n.metrics}, cachedLogs, n.logStore, snaps, n.raftTrans)
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	cleanups = append(cleanups, func() { n.raft.Shutdown().Error() })
+	n.leaderObs = n.metrics.countLeaderChanges()
+	n.raft.RegisterObserver(n.leaderObs)
+	if err := n.registerMetrics(); err != nil {
+		return nil, err
+	}
 	if !hasState && cfg.Bootstrap {
 		if err := n.bootstrap(); err != nil {
 			return nil, err
@@ -192,7 +211,10 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 			return nil, fmt.Errorf("listen grpc %s: %w", cfg.GRPCAddr, err)
 		}
 	}
-	n.grpc = transport.NewServer(transport.ServerConfig{Limits: cfg.Limits, DefaultTimeout: cfg.RequestTimeout}, n, n, n, n.logger)
+	n.grpc, err = transport.NewServer(transport.ServerConfig{Limits: cfg.Limits, DefaultTimeout: cfg.RequestTimeout}, n, n, n, n.logger, n.registry)
+	if err != nil {
+		return nil, err
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -219,8 +241,9 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 		}()
 	}
 
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.runMembership()
+	go n.runHealth()
 	n.logger.Info("node started", "grpc_addr", n.GRPCAddr(), "raft_addr", string(n.raftTrans.LocalAddr()),
 		"raft_index", n.openedAppliedIndex, "bootstrapped", !hasState && cfg.Bootstrap, "version", Version)
 	return n, nil
@@ -300,6 +323,7 @@ func (n *Node) Close() error {
 			}
 			cancel()
 		}
+		n.raft.DeregisterObserver(n.leaderObs)
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
 		}

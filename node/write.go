@@ -98,6 +98,7 @@ func (n *Node) apply(ctx context.Context, cmd *fsmpb.Command) (*fsm.Result, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode command: %w", transport.ErrInvalidArgument, err)
 	}
+	start := time.Now()
 	f := n.raft.Apply(b, timeoutFrom(ctx, n.cfg.RequestTimeout))
 	if err := f.Error(); err != nil {
 		switch {
@@ -111,6 +112,7 @@ func (n *Node) apply(ctx context.Context, cmd *fsmpb.Command) (*fsm.Result, erro
 			return nil, fmt.Errorf("apply: %w: %w", transport.ErrOutcomeUnknown, err)
 		}
 	}
+	observeSince(n.metrics.commit, start)
 	res, ok := f.Response().(*fsm.Result)
 	if !ok {
 		return nil, fmt.Errorf("apply: unexpected fsm response %T", f.Response())

@@ -6,8 +6,10 @@ import (
 	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
@@ -66,19 +68,25 @@ type Server struct {
 	admin    Admin
 	internal Internal
 	logger   *slog.Logger
+	health   *health.Server
 }
 
 // NewServer builds the gRPC server and registers the KV, Admin and Internal
-// services. Call Serve to start it.
-func NewServer(cfg ServerConfig, kv KV, admin Admin, internal Internal, logger *slog.Logger) *Server {
+// services, the standard health service and server reflection. Its request
+// metrics go to reg (nil disables them). Call Serve to start it.
+func NewServer(cfg ServerConfig, kv KV, admin Admin, internal Internal, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	s := &Server{cfg: cfg, kv: kv, admin: admin, internal: internal, logger: logger.With("component", "grpc")}
+	metrics, err := newServerMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	opts := []grpc.ServerOption{
 		// Oversize messages are refused with ResourceExhausted from the
 		// length prefix, before any decoding.
 		grpc.MaxRecvMsgSize(cfg.Limits.MaxRequestBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.deadlineInterceptor),
 	}
+	opts = append(opts, interceptorOptions(metrics, s.deadlineInterceptor)...)
 	if cfg.Creds != nil {
 		opts = append(opts, grpc.Creds(cfg.Creds))
 	}
@@ -86,7 +94,8 @@ func NewServer(cfg ServerConfig, kv KV, admin Admin, internal Internal, logger *
 	kvpb.RegisterKVServer(s.grpc, kvServer{s: s})
 	kvpb.RegisterAdminServer(s.grpc, adminServer{s: s})
 	kvpb.RegisterInternalServer(s.grpc, internalServer{s: s})
-	return s
+	s.registerHealthAndReflection()
+	return s, nil
 }
 
 // GRPC exposes the underlying server so other services (health, reflection)
@@ -104,6 +113,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // Stop drains in-flight requests for up to grace, then closes every
 // connection.
 func (s *Server) Stop(grace time.Duration) {
+	// Health watchers and checkers see NOT_SERVING while the server drains.
+	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

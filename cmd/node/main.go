@@ -34,6 +34,9 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return runHealthcheck(args[1:], stderr)
+	}
 	cfg, logFormat, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -53,7 +56,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	n, err := node.New(cfg, node.Deps{Logger: logger})
+	n, err := node.New(cfg, node.Deps{Logger: logger, Registry: newRegistry()})
 	if err != nil {
 		logger.Error("start node", "err", err)
 		return exitError
@@ -70,7 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	fs := flag.NewFlagSet("raftkvd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: raftkvd [flags]\n\nRuns one raftkv node. Every flag may also be set as RAFTKV_<FLAG> (e.g. RAFTKV_DATA_DIR).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: raftkvd [flags]\n       raftkvd healthcheck [--http-addr ADDR] [--path /readyz]\n\nRuns one raftkv node. Every flag may also be set as RAFTKV_<FLAG> (e.g. RAFTKV_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	var initial, peerOverrides, logLevel, logFormat string
@@ -80,7 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	fs.StringVar(&cfg.GRPCAdvertise, "grpc-advertise", "", "gRPC address other nodes and clients use (default: --grpc-addr)")
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "listen address of the raft peer port")
 	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address peers dial (default: --raft-addr)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "listen address of the HTTP health endpoint (empty disables it)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "listen address of the HTTP endpoints /healthz, /readyz and /metrics (empty disables it)")
+	fs.Uint64Var(&cfg.ReadyMaxLag, "ready-max-lag", cfg.ReadyMaxLag, "/readyz fails while the applied index trails the known commit index by more entries than this")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster from --initial-cluster if the data dir has no raft state (implied when --initial-cluster is empty)")
 	fs.StringVar(&initial, "initial-cluster", "", "servers of a new cluster: id=raft-host:port,... (this node included)")
 	fs.StringVar(&peerOverrides, "raft-peer-override", "", "dial these raft peers at another address than the raft configuration holds: id=host:port,... (a testing and NAT aid; the fault-injection suite puts a proxy on every link this way)")

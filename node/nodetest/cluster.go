@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/raftkv/raftkv/client"
 	"github.com/raftkv/raftkv/node"
@@ -26,13 +27,17 @@ type Cluster struct {
 }
 
 // Member is one node of a Cluster. Node is nil while the member is stopped.
+// Registry is the Prometheus registry of the member's current run (a new
+// one on every start).
 type Member struct {
 	ID       string
 	Dir      string
 	Config   node.Config
 	Node     *node.Node
+	Registry *prometheus.Registry
 	raftAddr string
 	grpcAddr string
+	httpAddr string
 	log      *tlogWriter
 }
 
@@ -67,13 +72,16 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	var initial []node.Peer
 	raftLns := make([]net.Listener, n)
 	grpcLns := make([]net.Listener, n)
+	httpLns := make([]net.Listener, n)
 	for i := 0; i < n; i++ {
 		raftLns[i] = listen(t)
 		grpcLns[i] = listen(t)
+		httpLns[i] = listen(t)
 		m := &Member{
 			ID:       fmt.Sprintf("n%d", i+1),
 			raftAddr: raftLns[i].Addr().String(),
 			grpcAddr: grpcLns[i].Addr().String(),
+			httpAddr: httpLns[i].Addr().String(),
 		}
 		m.Dir = filepath.Join(t.TempDir(), m.ID)
 		c.Members = append(c.Members, m)
@@ -94,7 +102,7 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	t.Cleanup(c.Close)
 	for i, m := range c.Members {
-		c.start(m, raftLns[i], grpcLns[i])
+		c.start(m, raftLns[i], grpcLns[i], httpLns[i])
 	}
 	c.WaitForLeader()
 	return c
@@ -109,15 +117,18 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
-func (c *Cluster) start(m *Member, raftLn, grpcLn net.Listener) {
+func (c *Cluster) start(m *Member, raftLn, grpcLn, httpLn net.Listener) {
 	c.t.Helper()
 	logger, w := newTestLogger(c.t)
 	m.log = w
+	m.Registry = prometheus.NewRegistry()
 	n, err := node.New(m.Config, node.Deps{
 		Logger:       logger.With("member", m.ID),
 		RaftListener: c.net.listener(m.raftAddr, raftLn),
 		GRPCListener: grpcLn,
+		HTTPListener: httpLn,
 		RaftDial:     c.net.dialer(m.raftAddr),
+		Registry:     m.Registry,
 	})
 	if err != nil {
 		c.t.Fatalf("start %s: %v", m.ID, err)
@@ -169,7 +180,13 @@ func (c *Cluster) Restart(i int) {
 		raftLn.Close()
 		c.t.Fatalf("restart %s: listen grpc: %v", m.ID, err)
 	}
-	c.start(m, raftLn, grpcLn)
+	httpLn, err := net.Listen("tcp", m.httpAddr)
+	if err != nil {
+		raftLn.Close()
+		grpcLn.Close()
+		c.t.Fatalf("restart %s: listen http: %v", m.ID, err)
+	}
+	c.start(m, raftLn, grpcLn, httpLn)
 }
 
 // Partition cuts member i's raft traffic off from every other member, both
@@ -181,6 +198,9 @@ func (c *Cluster) Heal(i int) { c.net.setBlocked(c.Members[i].raftAddr, false) }
 
 // GRPCAddr returns member i's gRPC address.
 func (c *Cluster) GRPCAddr(i int) string { return c.Members[i].grpcAddr }
+
+// HTTPAddr returns member i's HTTP address (/healthz, /readyz, /metrics).
+func (c *Cluster) HTTPAddr(i int) string { return c.Members[i].httpAddr }
 
 // Endpoints returns the gRPC addresses of the given members, or of all.
 func (c *Cluster) Endpoints(members ...int) []string {
