@@ -31,7 +31,15 @@ var (
 	ErrInvalidCompare = errors.New("fsm: invalid compare")
 	// ErrInvalidMember is returned for a SetMember with an empty id.
 	ErrInvalidMember = errors.New("fsm: invalid member")
+	// ErrInvalidClusterID is returned for a SetClusterID whose id is empty,
+	// longer than MaxClusterIDLen or not printable ASCII without spaces.
+	ErrInvalidClusterID = errors.New("fsm: invalid cluster id")
 )
+
+// MaxClusterIDLen is the longest cluster id SetClusterID accepts.
+//
+// NB: part of deterministic apply behaviour, like the key and value limits.
+const MaxClusterIDLen = 64
 
 // errUpgrade marks content this binary does not know. Applying it is fatal:
 // skipping it or failing it would let this node diverge from upgraded ones.
@@ -42,7 +50,7 @@ var errUpgrade = errors.New("upgrade this node")
 // is also the revision of every write it made. Err is a deterministic apply
 // failure (the entry changed nothing but the applied index). Exactly one of
 // Put, Delete and Txn is set for a successful command of that kind; none is
-// set for SetMember, for non-command entries, and for entries skipped as
+// set for SetMember and SetClusterID, for non-command entries, and for entries skipped as
 // already applied (replay after a restart).
 type Result struct {
 	// Index is the entry's raft index: the revision of its writes.
@@ -208,6 +216,12 @@ func (f *FSM) applyCommand(tx *store.WriteTx, l *raft.Log, res *Result, inv *inv
 		res.Txn, err = a.txn(op.Txn)
 	case *fsmpb.Command_SetMember:
 		err = tx.SetMember(op.SetMember.GetId(), op.SetMember.GetGrpcAddr())
+	case *fsmpb.Command_SetClusterId:
+		// The first id wins; later ones (a second leader racing the first
+		// after an election) change nothing, on every node alike.
+		if tx.ClusterID() == "" {
+			err = tx.SetClusterID(op.SetClusterId.GetId())
+		}
 	default:
 		// checkKnown already refused this; keep the policy visible here.
 		f.fatal(l.Index, "unknown command op, upgrade this node", nil)
@@ -220,7 +234,7 @@ func (f *FSM) applyCommand(tx *store.WriteTx, l *raft.Log, res *Result, inv *inv
 // unknown op (anywhere, including inside a Txn) or an unknown enum value.
 func checkKnown(cmd *fsmpb.Command) error {
 	switch op := cmd.Op.(type) {
-	case *fsmpb.Command_Put, *fsmpb.Command_DeleteRange, *fsmpb.Command_SetMember:
+	case *fsmpb.Command_Put, *fsmpb.Command_DeleteRange, *fsmpb.Command_SetMember, *fsmpb.Command_SetClusterId:
 		return nil
 	case *fsmpb.Command_Txn:
 		for i, c := range op.Txn.GetCompare() {
@@ -266,6 +280,8 @@ func validate(cmd *fsmpb.Command) error {
 		if op.SetMember.GetId() == "" {
 			return fmt.Errorf("%w: empty id", ErrInvalidMember)
 		}
+	case *fsmpb.Command_SetClusterId:
+		return ValidateClusterID(op.SetClusterId.GetId())
 	case *fsmpb.Command_Txn:
 		for i, c := range op.Txn.GetCompare() {
 			if c.GetResult() == fsmpb.Compare_RESULT_UNKNOWN || c.GetTarget() == fsmpb.Compare_TARGET_UNKNOWN {
@@ -515,4 +531,18 @@ func (v *invalidations) apply(inv Invalidator) {
 			inv.Invalidate(it.start, it.rev, it.kv)
 		}
 	}
+}
+
+// ValidateClusterID returns an error wrapping ErrInvalidClusterID unless id
+// is 1 to MaxClusterIDLen bytes of printable ASCII without spaces.
+func ValidateClusterID(id string) error {
+	if id == "" || len(id) > MaxClusterIDLen {
+		return fmt.Errorf("%w: length %d, want 1 to %d", ErrInvalidClusterID, len(id), MaxClusterIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return fmt.Errorf("%w: byte %d is not printable ASCII", ErrInvalidClusterID, i)
+		}
+	}
+	return nil
 }

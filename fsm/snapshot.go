@@ -29,11 +29,16 @@ import (
 //
 //	header:  magic "RKVSNAP\x00" | version u32 | applied index u64 | applied term u64
 //	records: length u32 (> 0) | tag u8 | body (length-1 bytes)
-//	           tag 1, kv:     key length u32 | key | create_revision i64 | mod_revision i64 | version i64 | value
-//	           tag 2, member: id length u32 | id | grpc address
+//	           tag 1, kv:         key length u32 | key | create_revision i64 | mod_revision i64 | version i64 | value
+//	           tag 2, member:     id length u32 | id | grpc address
+//	           tag 3, cluster id: the id (version 2 and later; at most one)
 //	trailer: 0 u32 | record count u64 | sha256 over every byte before it
 //
-// Integers are big-endian. Members come first, then kvs in key order.
+// Integers are big-endian. The cluster id (if the cluster has one) comes
+// first, then members, then kvs in key order. Version 1 (v0.1.0) is
+// version 2 without tag 3; both are read. Package backup reads this format
+// too, independently (raftkvctl links backup but not fsm), and its tests
+// check it against this writer.
 const (
 	snapshotMagic = "RKVSNAP\x00"
 
@@ -41,11 +46,15 @@ const (
 	// separate from raft's SnapshotMeta.Version.
 	//
 	// NB: persisted; see the format above.
-	SnapshotVersion uint32 = 1
+	SnapshotVersion uint32 = 2
+
+	// snapshotVersionMin is the oldest snapshot format Restore reads.
+	snapshotVersionMin uint32 = 1
 
 	snapshotHeaderLen = len(snapshotMagic) + 4 + 8 + 8
 	recordKV          = byte(1)
 	recordMember      = byte(2)
+	recordClusterID   = byte(3)
 	// maxRecordLen bounds a record's length field: the largest kv record.
 	maxRecordLen = 1 + 4 + store.MaxKeySize + 24 + store.MaxValueSize
 
@@ -154,11 +163,16 @@ func (s *snapshot) write(w io.Writer) error {
 // writeRecords calls emit with every encoded record of tx: members in id
 // order, then kvs in key order. The slice passed to emit is reused.
 func writeRecords(tx *store.ReadTx, emit func(rec []byte) error) error {
+	var buf []byte
+	if id := tx.ClusterID(); id != "" {
+		if err := emit(appendClusterIDRecord(buf, id)); err != nil {
+			return err
+		}
+	}
 	members, err := tx.Members()
 	if err != nil {
 		return err
 	}
-	var buf []byte
 	for _, id := range slices.Sorted(maps.Keys(members)) {
 		buf = appendMemberRecord(buf[:0], id, members[id])
 		if err := emit(buf); err != nil {
@@ -190,6 +204,12 @@ func appendMemberRecord(b []byte, id, addr string) []byte {
 	return append(b, addr...)
 }
 
+func appendClusterIDRecord(b []byte, id string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(1+len(id)))
+	b = append(b, recordClusterID)
+	return append(b, id...)
+}
+
 // snapshotReader decodes a snapshot stream, hashing everything it reads so
 // the trailer can be checked.
 type snapshotReader struct {
@@ -199,7 +219,9 @@ type snapshotReader struct {
 	body  bytes.Buffer
 	count uint64
 
+	version     uint32
 	index, term uint64
+	clusterIDs  int // cluster id records seen
 }
 
 // SnapshotIndex reads only the header of a snapshot stream written by
@@ -227,9 +249,10 @@ func newSnapshotReader(r io.Reader) (*snapshotReader, error) {
 		return nil, fmt.Errorf("%w: bad magic %q", ErrBadSnapshot, hdr[:len(snapshotMagic)])
 	}
 	rest := hdr[len(snapshotMagic):]
-	if v := binary.BigEndian.Uint32(rest[0:4]); v != SnapshotVersion {
-		return nil, fmt.Errorf("%w: unknown format version %d (this binary reads %d), upgrade this node",
-			ErrBadSnapshot, v, SnapshotVersion)
+	sr.version = binary.BigEndian.Uint32(rest[0:4])
+	if sr.version < snapshotVersionMin || sr.version > SnapshotVersion {
+		return nil, fmt.Errorf("%w: unknown format version %d (this binary reads %d to %d), upgrade this node",
+			ErrBadSnapshot, sr.version, snapshotVersionMin, SnapshotVersion)
 	}
 	sr.index = binary.BigEndian.Uint64(rest[4:12])
 	sr.term = binary.BigEndian.Uint64(rest[12:20])
@@ -258,6 +281,15 @@ func (sr *snapshotReader) next() (tag byte, body []byte, err error) {
 	}
 	sr.count++
 	b := sr.body.Bytes()
+	if b[0] == recordClusterID {
+		sr.clusterIDs++
+		if sr.version < 2 || sr.clusterIDs > 1 {
+			return 0, nil, fmt.Errorf("%w: record %d: unexpected cluster id record (format version %d)", ErrBadSnapshot, sr.count, sr.version)
+		}
+		if err := ValidateClusterID(string(b[1:])); err != nil {
+			return 0, nil, fmt.Errorf("%w: record %d: %w", ErrBadSnapshot, sr.count, err)
+		}
+	}
 	return b[0], b[1:], nil
 }
 
@@ -464,6 +496,10 @@ func loadSnapshot(r io.Reader, path string) (err error) {
 						return fmt.Errorf("record %d: %w", sr.count, err)
 					}
 					if err := tx.SetMember(id, addr); err != nil {
+						return fmt.Errorf("%w: record %d: %w", ErrBadSnapshot, sr.count, err)
+					}
+				case recordClusterID:
+					if err := tx.SetClusterID(string(body)); err != nil {
 						return fmt.Errorf("%w: record %d: %w", ErrBadSnapshot, sr.count, err)
 					}
 				default:

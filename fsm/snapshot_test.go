@@ -158,7 +158,8 @@ func TestRestoreRefusesBadSnapshots(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"flipped magic", flip(0)},
-		{"unknown version", withVersion(2)},
+		{"unknown version", withVersion(fsm.SnapshotVersion + 1)},
+		{"version 0", withVersion(0)},
 		{"flipped applied index", flip(15)},
 		{"flipped first record length", flip(headerLen + 3)},
 		{"flipped byte in a record", flip(len(good) / 2)},

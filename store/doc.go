@@ -23,6 +23,7 @@
 //
 //	bucket "kv":      key -> create_revision u64 | mod_revision u64 | version u64 | value
 //	                  (fixed 8-byte big-endian integers, then the value bytes)
-//	bucket "meta":    "format_version", "applied_index", "applied_term", "key_count" -> u64 big-endian
+//	bucket "meta":    "format_version", "applied_index", "applied_term", "key_count" -> u64 big-endian;
+//	                  "cluster_id" -> the cluster id string (absent until set)
 //	bucket "members": member id -> address string
 package store

@@ -80,6 +80,10 @@ var (
 	metaAppliedIndex  = []byte("applied_index")
 	metaAppliedTerm   = []byte("applied_term")
 	metaKeyCount      = []byte("key_count")
+	// metaClusterID holds the replicated cluster id (a string); absent
+	// until the first leader set one. Added after v0.1.0: an absent key is
+	// valid and means "no id yet", so no format version bump is needed.
+	metaClusterID = []byte("cluster_id")
 )
 
 // Options tunes Open. The zero value is the production default.

@@ -154,6 +154,11 @@ func (r *reader) Members() (map[string]string, error) {
 	return m, nil
 }
 
+// ClusterID returns the replicated cluster id, or "" if none has been set.
+func (r *reader) ClusterID() string {
+	return string(r.meta.Get(metaClusterID))
+}
+
 // KeyCount returns the number of keys, from the transactionally maintained
 // counter rather than a scan. In a WriteTx it includes the transaction's own
 // writes.
@@ -278,6 +283,18 @@ func (t *WriteTx) SetMember(id, addr string) error {
 	}
 	if err := t.members.Put([]byte(id), []byte(addr)); err != nil {
 		return fmt.Errorf("store: set member %q: %w", id, err)
+	}
+	return nil
+}
+
+// SetClusterID records the cluster id, replacing any previous one. The store
+// does not decide whether an id may change; package fsm does.
+func (t *WriteTx) SetClusterID(id string) error {
+	if id == "" {
+		return fmt.Errorf("store: set cluster id: %w", ErrKeyRequired)
+	}
+	if err := t.meta.Put(metaClusterID, []byte(id)); err != nil {
+		return fmt.Errorf("store: set cluster id: %w", err)
 	}
 	return nil
 }

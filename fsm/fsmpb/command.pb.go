@@ -152,6 +152,7 @@ type Command struct {
 	//	*Command_DeleteRange
 	//	*Command_Txn
 	//	*Command_SetMember
+	//	*Command_SetClusterId
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -237,6 +238,15 @@ func (x *Command) GetSetMember() *SetMember {
 	return nil
 }
 
+func (x *Command) GetSetClusterId() *SetClusterID {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SetClusterId); ok {
+			return x.SetClusterId
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -257,6 +267,10 @@ type Command_SetMember struct {
 	SetMember *SetMember `protobuf:"bytes,5,opt,name=set_member,json=setMember,proto3,oneof"` // since v0.1.0
 }
 
+type Command_SetClusterId struct {
+	SetClusterId *SetClusterID `protobuf:"bytes,6,opt,name=set_cluster_id,json=setClusterId,proto3,oneof"` // since v0.2.0
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_DeleteRange) isCommand_Op() {}
@@ -264,6 +278,8 @@ func (*Command_DeleteRange) isCommand_Op() {}
 func (*Command_Txn) isCommand_Op() {}
 
 func (*Command_SetMember) isCommand_Op() {}
+
+func (*Command_SetClusterId) isCommand_Op() {}
 
 // Put writes one key.
 type Put struct {
@@ -765,11 +781,59 @@ func (x *SetMember) GetGrpcAddr() string {
 	return ""
 }
 
+// SetClusterID gives the cluster its id. The first one applied wins: once a
+// cluster has an id, later SetClusterID entries change nothing, so two
+// leaders racing to set one after an election cannot make replicas differ.
+// The leader generates the id; applying it involves no randomness.
+type SetClusterID struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetClusterID) Reset() {
+	*x = SetClusterID{}
+	mi := &file_command_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetClusterID) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetClusterID) ProtoMessage() {}
+
+func (x *SetClusterID) ProtoReflect() protoreflect.Message {
+	mi := &file_command_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetClusterID.ProtoReflect.Descriptor instead.
+func (*SetClusterID) Descriptor() ([]byte, []int) {
+	return file_command_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetClusterID) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_command_proto protoreflect.FileDescriptor
 
 const file_command_proto_rawDesc = "" +
 	"\n" +
-	"\rcommand.proto\x12\rraftkv.fsm.v1\"\xfa\x01\n" +
+	"\rcommand.proto\x12\rraftkv.fsm.v1\"\xbf\x02\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -777,7 +841,8 @@ const file_command_proto_rawDesc = "" +
 	"\fdelete_range\x18\x03 \x01(\v2\x1a.raftkv.fsm.v1.DeleteRangeH\x00R\vdeleteRange\x12&\n" +
 	"\x03txn\x18\x04 \x01(\v2\x12.raftkv.fsm.v1.TxnH\x00R\x03txn\x129\n" +
 	"\n" +
-	"set_member\x18\x05 \x01(\v2\x18.raftkv.fsm.v1.SetMemberH\x00R\tsetMemberB\x04\n" +
+	"set_member\x18\x05 \x01(\v2\x18.raftkv.fsm.v1.SetMemberH\x00R\tsetMember\x12C\n" +
+	"\x0eset_cluster_id\x18\x06 \x01(\v2\x1b.raftkv.fsm.v1.SetClusterIDH\x00R\fsetClusterIdB\x04\n" +
 	"\x02op\"F\n" +
 	"\x03Put\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
@@ -827,7 +892,9 @@ const file_command_proto_rawDesc = "" +
 	"\afailure\x18\x03 \x03(\v2\x11.raftkv.fsm.v1.OpR\afailure\"8\n" +
 	"\tSetMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
-	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddrB$Z\"github.com/raftkv/raftkv/fsm/fsmpbb\x06proto3"
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"\x1e\n" +
+	"\fSetClusterID\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02idB$Z\"github.com/raftkv/raftkv/fsm/fsmpbb\x06proto3"
 
 var (
 	file_command_proto_rawDescOnce sync.Once
@@ -842,37 +909,39 @@ func file_command_proto_rawDescGZIP() []byte {
 }
 
 var file_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_command_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_command_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_command_proto_goTypes = []any{
-	(Compare_Result)(0), // 0: raftkv.fsm.v1.Compare.Result
-	(Compare_Target)(0), // 1: raftkv.fsm.v1.Compare.Target
-	(*Command)(nil),     // 2: raftkv.fsm.v1.Command
-	(*Put)(nil),         // 3: raftkv.fsm.v1.Put
-	(*DeleteRange)(nil), // 4: raftkv.fsm.v1.DeleteRange
-	(*Range)(nil),       // 5: raftkv.fsm.v1.Range
-	(*Compare)(nil),     // 6: raftkv.fsm.v1.Compare
-	(*Op)(nil),          // 7: raftkv.fsm.v1.Op
-	(*Txn)(nil),         // 8: raftkv.fsm.v1.Txn
-	(*SetMember)(nil),   // 9: raftkv.fsm.v1.SetMember
+	(Compare_Result)(0),  // 0: raftkv.fsm.v1.Compare.Result
+	(Compare_Target)(0),  // 1: raftkv.fsm.v1.Compare.Target
+	(*Command)(nil),      // 2: raftkv.fsm.v1.Command
+	(*Put)(nil),          // 3: raftkv.fsm.v1.Put
+	(*DeleteRange)(nil),  // 4: raftkv.fsm.v1.DeleteRange
+	(*Range)(nil),        // 5: raftkv.fsm.v1.Range
+	(*Compare)(nil),      // 6: raftkv.fsm.v1.Compare
+	(*Op)(nil),           // 7: raftkv.fsm.v1.Op
+	(*Txn)(nil),          // 8: raftkv.fsm.v1.Txn
+	(*SetMember)(nil),    // 9: raftkv.fsm.v1.SetMember
+	(*SetClusterID)(nil), // 10: raftkv.fsm.v1.SetClusterID
 }
 var file_command_proto_depIdxs = []int32{
 	3,  // 0: raftkv.fsm.v1.Command.put:type_name -> raftkv.fsm.v1.Put
 	4,  // 1: raftkv.fsm.v1.Command.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
 	8,  // 2: raftkv.fsm.v1.Command.txn:type_name -> raftkv.fsm.v1.Txn
 	9,  // 3: raftkv.fsm.v1.Command.set_member:type_name -> raftkv.fsm.v1.SetMember
-	0,  // 4: raftkv.fsm.v1.Compare.result:type_name -> raftkv.fsm.v1.Compare.Result
-	1,  // 5: raftkv.fsm.v1.Compare.target:type_name -> raftkv.fsm.v1.Compare.Target
-	5,  // 6: raftkv.fsm.v1.Op.range:type_name -> raftkv.fsm.v1.Range
-	3,  // 7: raftkv.fsm.v1.Op.put:type_name -> raftkv.fsm.v1.Put
-	4,  // 8: raftkv.fsm.v1.Op.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
-	6,  // 9: raftkv.fsm.v1.Txn.compare:type_name -> raftkv.fsm.v1.Compare
-	7,  // 10: raftkv.fsm.v1.Txn.success:type_name -> raftkv.fsm.v1.Op
-	7,  // 11: raftkv.fsm.v1.Txn.failure:type_name -> raftkv.fsm.v1.Op
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 4: raftkv.fsm.v1.Command.set_cluster_id:type_name -> raftkv.fsm.v1.SetClusterID
+	0,  // 5: raftkv.fsm.v1.Compare.result:type_name -> raftkv.fsm.v1.Compare.Result
+	1,  // 6: raftkv.fsm.v1.Compare.target:type_name -> raftkv.fsm.v1.Compare.Target
+	5,  // 7: raftkv.fsm.v1.Op.range:type_name -> raftkv.fsm.v1.Range
+	3,  // 8: raftkv.fsm.v1.Op.put:type_name -> raftkv.fsm.v1.Put
+	4,  // 9: raftkv.fsm.v1.Op.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
+	6,  // 10: raftkv.fsm.v1.Txn.compare:type_name -> raftkv.fsm.v1.Compare
+	7,  // 11: raftkv.fsm.v1.Txn.success:type_name -> raftkv.fsm.v1.Op
+	7,  // 12: raftkv.fsm.v1.Txn.failure:type_name -> raftkv.fsm.v1.Op
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_command_proto_init() }
@@ -885,6 +954,7 @@ func file_command_proto_init() {
 		(*Command_DeleteRange)(nil),
 		(*Command_Txn)(nil),
 		(*Command_SetMember)(nil),
+		(*Command_SetClusterId)(nil),
 	}
 	file_command_proto_msgTypes[5].OneofWrappers = []any{
 		(*Op_Range)(nil),
@@ -897,7 +967,7 @@ func file_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_command_proto_rawDesc), len(file_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
