@@ -81,7 +81,12 @@ type Node struct {
 // New opens the node's stores, starts raft and the servers, and bootstraps a
 // new cluster when configured to and no raft state exists. On error every
 // resource opened so far is closed again.
-func New(cfg Config, deps Deps) (n *Node, err error) {
+//
+// The cleanups below close over the local n, not a named result: a
+// `return nil, err` sets named results before deferred calls run, and
+// cleanups that dereferenced a nil result turned every start error after
+// the FSM opened into a nil-pointer panic.
+func New(cfg Config, deps Deps) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
@@ -89,7 +94,7 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	n = &Node{cfg: cfg, logger: logger.With("node_id", cfg.ID), stop: make(chan struct{}),
+	n := &Node{cfg: cfg, logger: logger.With("node_id", cfg.ID), stop: make(chan struct{}),
 		registry: deps.Registry, metrics: newMetrics()}
 	if n.registry == nil {
 		n.registry = prometheus.NewRegistry()
@@ -117,9 +122,9 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 
 	// fsync stays on: the raft log is the durable record of every
 	// acknowledged write.
-	n.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	n.logStore, err = openLogStore(filepath.Join(raftDir, "raft.db"))
 	if err != nil {
-		return nil, fmt.Errorf("open raft log store %q: %w", filepath.Join(raftDir, "raft.db"), err)
+		return nil, err
 	}
 	cleanups = append(cleanups, func() { n.logStore.Close() })
 	cachedLogs, err := raft.NewLogCache(512, timedLogStore{LogStore: n.logStore, h: n.metrics.logAppend})
@@ -155,7 +160,7 @@ func New(cfg Config, deps Deps) (n *Node, err error) {
 		Logger:  hlog,
 	}
 	if len(cfg.RaftPeerOverrides) > 0 {
-		ntc.ServerAddressProvider = peerOverrides(cfg.RaftPeerOverrides)
+		ntc.ServerAddressProvider = newPeerOverrides(cfg.ID, adv.String(), cfg.RaftPeerOverrides)
 		n.logger.Warn("dialing raft peers through address overrides", "overrides", cfg.RaftPeerOverrides)
 	}
 	n.raftTrans = raft.NewNetworkTransportWithConfig(ntc)

@@ -16,6 +16,20 @@ type peerOverrides map[string]string
 
 var _ raft.ServerAddressProvider = peerOverrides(nil)
 
+// newPeerOverrides returns the provider for overrides plus this node's own
+// id mapped to its advertised address: raft asks the provider for the local
+// id too, when it writes its own address into RPC headers
+// (NetworkTransport.EncodePeer), and would log a fallback warning on every
+// RPC otherwise.
+func newPeerOverrides(self, advertise string, overrides map[string]string) peerOverrides {
+	p := make(peerOverrides, len(overrides)+1)
+	for id, addr := range overrides {
+		p[id] = addr
+	}
+	p[self] = advertise
+	return p
+}
+
 // ServerAddr implements raft.ServerAddressProvider.
 func (p peerOverrides) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	if addr, ok := p[string(id)]; ok {

@@ -8,7 +8,11 @@ import (
 )
 
 func TestPeerOverrides(t *testing.T) {
-	p := peerOverrides{"b": "127.0.0.1:9002"}
+	p := newPeerOverrides("a", "127.0.0.1:9001", map[string]string{"b": "127.0.0.1:9002"})
+	// raft asks for its own id when it encodes its address into RPCs.
+	if got, err := p.ServerAddr("a"); err != nil || got != "127.0.0.1:9001" {
+		t.Fatalf("ServerAddr(a) = %q, %v; want this node's advertised address", got, err)
+	}
 	if got, err := p.ServerAddr("b"); err != nil || got != "127.0.0.1:9002" {
 		t.Fatalf("ServerAddr(b) = %q, %v; want 127.0.0.1:9002, nil", got, err)
 	}
