@@ -114,9 +114,10 @@ var importRules = []importRule{
 		why:          "backup is an archive format that raftkvctl links for offline verify: standard library and raft only",
 	},
 	{
-		pkg:  "cluster",
-		deny: []string{"transport", "fsm", "store", "cache", "backup", "client"},
-		why:  "cluster reconciles memberlist against the raft configuration through raft's API; node wires it to the rest",
+		pkg:          "cluster",
+		onlyModule:   none,
+		onlyExternal: []string{"github.com/hashicorp/raft", "github.com/hashicorp/memberlist"},
+		why:          "cluster reconciles memberlist against the raft configuration through raft's API and declares the small interfaces it needs (StatsFetcher); node wires it to transport and the rest (STYLE.md §1: cluster → raft, memberlist)",
 	},
 }
 
@@ -181,9 +182,18 @@ func TestRulesCatchForbiddenEdges(t *testing.T) {
 				"cache":            {"sync", "github.com/hashicorp/golang-lru/v2/simplelru"},
 				"cache/rediscache": {module + "/cache", "github.com/redis/go-redis/v9"},
 				"node":             {module + "/fsm", module + "/transport", module + "/store"},
+				"cluster":          {"context", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist"},
 				"cmd/node":         {module + "/node"},
 				"node/nodetest":    {module + "/node"},
 				"e2e":              {module + "/node/nodetest", module + "/client"},
+			},
+		},
+		{
+			name:  "cluster must not reach transport or node",
+			graph: importGraph{"cluster": {module + "/transport", "github.com/hashicorp/serf/serf"}, "transport": nil},
+			want: []string{
+				"cluster → transport is forbidden: cluster reconciles",
+				"cluster → github.com/hashicorp/serf/serf is forbidden",
 			},
 		},
 		{

@@ -33,6 +33,8 @@ func (n *Node) Status(context.Context) (*kvpb.StatusResponse, error) {
 		KeyCount:          st.KeyCount,
 		Version:           Version,
 		LastSnapshotIndex: lastSnap,
+		LastContactMs:     n.lastContactMs(),
+		GossipAddr:        n.GossipAddr(),
 		Goroutines:        int64(runtime.NumGoroutine()),
 	}, nil
 }
@@ -52,28 +54,6 @@ func (n *Node) StateHash(context.Context) (*kvpb.StateHashResponse, error) {
 		return nil, fmt.Errorf("state hash: %w", err)
 	}
 	return &kvpb.StateHashResponse{NodeId: n.cfg.ID, AppliedIndex: sh.Index, Sha256: sh.Sum, KeyCount: sh.KeyCount}, nil
-}
-
-// MemberList lists the servers of the raft configuration with their gRPC
-// addresses.
-func (n *Node) MemberList(ctx context.Context) (*kvpb.MemberListResponse, error) {
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, fmt.Errorf("get raft configuration: %w", err)
-	}
-	_, leader := n.raft.LeaderWithID()
-	addrs := n.fsm.Members()
-	resp := &kvpb.MemberListResponse{Header: n.header(n.fsm.AppliedIndex())}
-	for _, s := range f.Configuration().Servers {
-		resp.Members = append(resp.Members, &kvpb.Member{
-			Id:       string(s.ID),
-			RaftAddr: string(s.Address),
-			GrpcAddr: addrs[string(s.ID)],
-			Suffrage: s.Suffrage.String(),
-			IsLeader: s.ID == leader,
-		})
-	}
-	return resp, nil
 }
 
 // RegisterMember implements transport.Internal: the leader records id's gRPC

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftkv/raftkv/cluster"
 	"github.com/raftkv/raftkv/transport"
 )
 
@@ -54,6 +55,15 @@ type Config struct {
 	Bootstrap bool
 	// InitialCluster lists every server of a new cluster, this one included.
 	InitialCluster []Peer
+	// Cluster configures gossip, bootstrap-expect and the membership
+	// reconciler (package cluster). Gossip, and with it everything
+	// automatic, is off while Cluster.GossipAddr is empty.
+	Cluster cluster.Config
+	// LeaveOnTerminate makes Run, when its context ends, leave gossip and
+	// ask the leader to remove this node from the raft configuration
+	// before stopping. Without it a stopped node stays a member (shown as
+	// failed) and is expected back.
+	LeaveOnTerminate bool
 
 	// Raft timing. Defaults suit a LAN; the test harness shortens them.
 	HeartbeatTimeout   time.Duration
@@ -89,6 +99,7 @@ func DefaultConfig() Config {
 		RaftAddr:           "127.0.0.1:7002",
 		HTTPAddr:           "127.0.0.1:7003",
 		Bootstrap:          true,
+		Cluster:            cluster.DefaultConfig(),
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
@@ -149,6 +160,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("raft peer override for %q: %w", id, err))
 		}
+	}
+	if err := c.validateMembership(); err != nil {
+		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
 	self := false

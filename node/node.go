@@ -17,6 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/raftkv/raftkv/cluster"
 	"github.com/raftkv/raftkv/fsm"
 	"github.com/raftkv/raftkv/transport"
 )
@@ -60,6 +61,11 @@ type Node struct {
 
 	grpcLn net.Listener
 	httpLn net.Listener
+
+	// cluster is gossip, bootstrap-expect and the membership reconciler;
+	// leaderCh is raft's NotifyCh, which it drains.
+	cluster  *cluster.Cluster
+	leaderCh chan bool
 
 	registry  *prometheus.Registry
 	metrics   *metrics
@@ -183,6 +189,10 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	// work away; raft replays entries after the snapshot and the FSM skips
 	// those it already has.
 	rc.NoSnapshotRestoreOnStart = true
+	// Leadership changes reach the membership reconciler here (STYLE.md
+	// §1). raft blocks on the channel; the cluster drains it at once.
+	n.leaderCh = make(chan bool, 16)
+	rc.NotifyCh = n.leaderCh
 
 	if err := n.catchUpFromSnapshot(snaps); err != nil {
 		return nil, err
@@ -228,6 +238,11 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 		}
 	}()
 	cleanups = append(cleanups, func() { n.grpc.Stop(time.Second) })
+
+	if err := n.newCluster(hasState); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { n.cluster.Close() })
 
 	if cfg.HTTPAddr != "" || deps.HTTPListener != nil {
 		n.httpLn = deps.HTTPListener
@@ -308,9 +323,12 @@ func (n *Node) bootstrap() error {
 	return nil
 }
 
-// Run blocks until ctx is done, then shuts the node down.
+// Run blocks until ctx is done, then shuts the node down: a leader first
+// transfers leadership, and with LeaveOnTerminate the node leaves gossip
+// and the raft configuration before it stops.
 func (n *Node) Run(ctx context.Context) error {
 	<-ctx.Done()
+	n.leave()
 	return n.Close()
 }
 
@@ -331,6 +349,11 @@ func (n *Node) Close() error {
 		n.raft.DeregisterObserver(n.leaderObs)
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
+		}
+		// After raft: its shutdown fails the reconciler's pending changes
+		// at once.
+		if err := n.cluster.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close cluster: %w", err))
 		}
 		if err := n.raftTrans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft transport: %w", err))

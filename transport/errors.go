@@ -60,6 +60,8 @@ func ToStatus(err error) error {
 	switch {
 	case errors.Is(err, ErrInvalidArgument):
 		return withReason(codes.InvalidArgument, err, kvpb.ReasonInvalidArgument, nil)
+	case errors.Is(err, ErrUnsafeChange):
+		return withReason(codes.FailedPrecondition, err, kvpb.ReasonUnsafeChange, nil)
 	case errors.As(err, &notLeader):
 		md := map[string]string{}
 		if notLeader.LeaderAddr != "" {

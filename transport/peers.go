@@ -56,6 +56,15 @@ func (p *Peers) KV(addr string) (kvpb.KVClient, error) {
 	return kvpb.NewKVClient(c), nil
 }
 
+// Admin returns an Admin client for the peer at addr.
+func (p *Peers) Admin(addr string) (kvpb.AdminClient, error) {
+	c, err := p.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return kvpb.NewAdminClient(c), nil
+}
+
 // Internal returns an Internal client for the peer at addr.
 func (p *Peers) Internal(addr string) (kvpb.InternalClient, error) {
 	c, err := p.conn(addr)

@@ -37,6 +37,8 @@ type Admin interface {
 	// StateHash hashes the node's whole replicated state; it reads the
 	// entire store.
 	StateHash(ctx context.Context) (*kvpb.StateHashResponse, error)
+	// Membership changes; see Membership.
+	Membership
 }
 
 // Internal serves node-to-node requests. Only a leader answers them; others

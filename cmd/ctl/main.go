@@ -27,7 +27,7 @@ const defaultEndpoints = "127.0.0.1:7001,127.0.0.1:7011,127.0.0.1:7021"
 const endpointsEnv = "RAFTKV_ENDPOINTS"
 
 // commands lists every subcommand in the order --help shows them.
-var commands = []commandSpec{putSpec, getSpec, delSpec, scanSpec, txnSpec, statusSpec, hashSpec, memberSpec}
+var commands = []commandSpec{putSpec, getSpec, delSpec, scanSpec, txnSpec, statusSpec, hashSpec, memberSpec, leaderSpec}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -20,6 +20,10 @@ type printer interface {
 	status([]endpointStatus) error
 	hash([]endpointHash) error
 	memberList(*kvpb.MemberListResponse) error
+	// memberChange prints the result of member add/remove/promote/demote
+	// (op) of server id.
+	memberChange(op, id string, r *kvpb.MemberChangeResponse) error
+	leaderTransfer(*kvpb.LeaderTransferResponse) error
 }
 
 // scanView says which columns a scan asked for.

@@ -136,19 +136,6 @@ func (p *tablePrinter) hash(rows []endpointHash) error {
 	return tw.Flush()
 }
 
-func (p *tablePrinter) memberList(r *kvpb.MemberListResponse) error {
-	tw := p.table()
-	fmt.Fprintln(tw, "ID\tRAFT_ADDR\tGRPC_ADDR\tSUFFRAGE\tLEADER")
-	for _, m := range r.GetMembers() {
-		leader := ""
-		if m.GetIsLeader() {
-			leader = "*"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.GetId(), m.GetRaftAddr(), m.GetGrpcAddr(), m.GetSuffrage(), leader)
-	}
-	return tw.Flush()
-}
-
 // byteSize formats n bytes with a binary unit: 512 B, 1.5 KiB, 20.0 MiB.
 func byteSize(n int64) string {
 	const unit = 1024

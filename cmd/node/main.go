@@ -85,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address peers dial (default: --raft-addr)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "listen address of the HTTP endpoints /healthz, /readyz and /metrics (empty disables it)")
 	fs.Uint64Var(&cfg.ReadyMaxLag, "ready-max-lag", cfg.ReadyMaxLag, "/readyz fails while the applied index trails the known commit index by more entries than this")
-	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster from --initial-cluster if the data dir has no raft state (implied when --initial-cluster is empty)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster from --initial-cluster if the data dir has no raft state (implied when none of --initial-cluster, --join, --gossip-addr and --bootstrap-expect is given)")
 	fs.StringVar(&initial, "initial-cluster", "", "servers of a new cluster: id=raft-host:port,... (this node included)")
 	fs.StringVar(&peerOverrides, "raft-peer-override", "", "dial these raft peers at another address than the raft configuration holds: id=host:port,... (a testing and NAT aid; the fault-injection suite puts a proxy on every link this way)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout")
@@ -103,6 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "deadline of a request that arrives without one")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	mf := registerMembershipFlags(fs, &cfg)
 
 	if err := applyEnv(fs, os.LookupEnv); err != nil {
 		return cfg, "", err
@@ -121,7 +122,12 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	if cfg.RaftPeerOverrides, err = node.ParsePeerOverrides(peerOverrides); err != nil {
 		return cfg, "", err
 	}
-	if len(peers) == 0 {
+	if err := mf.apply(&cfg); err != nil {
+		return cfg, "", err
+	}
+	// Alone, a node bootstraps itself; one that joins others or waits for
+	// --bootstrap-expect must not start a cluster of its own.
+	if len(peers) == 0 && !mf.gossipOn(&cfg) {
 		cfg.Bootstrap = true
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
