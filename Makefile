@@ -22,7 +22,7 @@ BENCHTIME  ?= 1s
 BENCHCOUNT ?= 1
 BENCHPKG   ?= ./...
 
-.PHONY: all help build test test-unit test-e2e vet cluster cluster-down \
+.PHONY: all help build test test-unit test-e2e test-faults fuzz vet cluster cluster-down \
 	cluster-status proto proto-check bench fmt-check clean
 
 all: build
@@ -32,6 +32,8 @@ help:
 	@echo 'test          go vet, unit tests with -race, then the e2e suite (the CI test command)'
 	@echo 'test-unit     go vet and go test -race ./... (no e2e)'
 	@echo 'test-e2e      build, then go test -tags e2e ./e2e/...'
+	@echo 'test-faults   build, then only the fault-injection suite e2e/faults (docs/faults.md)'
+	@echo 'fuzz          run every fuzz target for FUZZTIME (default 1m) each'
 	@echo 'bench         benchmarks (BENCH, BENCHTIME, BENCHCOUNT, BENCHPKG)'
 	@echo 'cluster       start a local 3-node cluster (scripts/cluster.sh up)'
 	@echo 'cluster-down  stop it (WIPE=1 also deletes its data)'
@@ -56,14 +58,34 @@ test-unit: vet
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(UNIT_TIMEOUT) $(TESTFLAGS) ./...
 
 # e2e/ drives real raftkvd processes, so the binaries are built first. Until
-# the suite has test files the target says so and succeeds.
+# the suite has test files the target says so and succeeds. -p 1: the e2e
+# packages (e2e and the fault suite e2e/faults) each run three nodes and
+# must not compete for the machine's two cores.
 test-e2e: build
 	@if ls e2e/*_test.go >/dev/null 2>&1 || ls e2e/*/*_test.go >/dev/null 2>&1; then \
-		echo "$(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(TESTFLAGS) ./e2e/..."; \
-		RAFTKV_BIN="$(CURDIR)/$(BIN)" $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(TESTFLAGS) ./e2e/...; \
+		echo "$(GO) test -tags e2e -p 1 -count=1 -timeout $(E2E_TIMEOUT) $(TESTFLAGS) ./e2e/..."; \
+		RAFTKV_BIN="$(CURDIR)/$(BIN)" $(GO) test -tags e2e -p 1 -count=1 -timeout $(E2E_TIMEOUT) $(TESTFLAGS) ./e2e/...; \
 	else \
 		echo "test-e2e: no test files under e2e/ yet, skipping"; \
 	fi
+
+# The fault-injection suite alone, verbose so the scenario table is printed.
+# RAFTKV_FAULT_SEED reproduces a run, RAFTKV_FAULT_DURATION=10m makes every
+# scenario repeat its faults that long (soak).
+FAULT_TIMEOUT ?= 20m
+test-faults: build
+	RAFTKV_BIN="$(CURDIR)/$(BIN)" $(GO) test -tags e2e -count=1 -v -timeout $(FAULT_TIMEOUT) $(TESTFLAGS) ./e2e/faults/
+
+# Every fuzz target for FUZZTIME each; plain test runs replay the committed
+# corpora under each package's testdata/fuzz/. Add new targets here.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := ./fsm:FuzzDecodeCommand ./transport:FuzzValidateRequest
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(BENCHPKG)

@@ -2,6 +2,8 @@ module github.com/raftkv/raftkv
 
 go 1.26.8
 
+require github.com/anishathalye/porcupine v1.3.1
+
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -1,0 +1,266 @@
+//go:build e2e
+
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/raftkv/raftkv/api/kvpb"
+	"github.com/raftkv/raftkv/client"
+)
+
+// Workload parameters (docs/faults.md).
+const (
+	numClients     = 5
+	opsPerSecond   = 80 // all clients together
+	requestTimeout = time.Second
+	numKeys        = 16
+	w2Prefix       = "w2/"
+)
+
+// workload runs W1 (registers) and W2 (durability set) together from
+// numClients logical clients, each pinned to one node, and records every
+// operation.
+type workload struct {
+	c     *cluster
+	start time.Time
+	seed  uint64
+
+	mu      sync.Mutex
+	history []porcupine.Operation
+	w2      []w2Attempt
+	stats   workloadStats
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// workloadStats counts what the clients did.
+type workloadStats struct {
+	ops            int // recorded W1 ops plus W2 attempts
+	indeterminate  int // writes whose outcome is unknown (W1 and W2)
+	failedReads    int // dropped from the history
+	failedWrites   int // failed for certain, nothing proposed
+	w1Get, w1Write int
+}
+
+// startWorkload starts the clients; stop ends them.
+func startWorkload(c *cluster, seed uint64) (*workload, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &workload{c: c, start: time.Now(), seed: seed, cancel: cancel}
+	rng := rand.New(rand.NewPCG(seed, 0x776b6c64))
+	for id := range numClients {
+		pinned := c.nodes[rng.IntN(len(c.nodes))]
+		cfg := client.DefaultConfig()
+		cfg.Endpoints = []string{pinned.grpcAddr}
+		cfg.DialTimeout = 500 * time.Millisecond
+		cli, err := client.New(cfg)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("client %d: %w", id, err)
+		}
+		c.logger.Info("client pinned", "client", id, "node", pinned.id)
+		wc := &workloadClient{w: w, id: id, cli: cli, rng: rand.New(rand.NewPCG(seed, uint64(id))), seen: map[string]string{}}
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			defer cli.Close()
+			wc.run(ctx)
+		}()
+	}
+	return w, nil
+}
+
+// stop ends the clients and waits for their last operations to return.
+func (w *workload) stop() {
+	w.cancel()
+	w.wg.Wait()
+}
+
+func (w *workload) now() int64 { return int64(time.Since(w.start)) }
+
+func (w *workload) record(op porcupine.Operation) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.history = append(w.history, op)
+	w.stats.ops++
+	out := op.Output.(regOutput)
+	if out.unknown {
+		w.stats.indeterminate++
+	}
+	if op.Input.(regInput).op == opGet {
+		w.stats.w1Get++
+	} else {
+		w.stats.w1Write++
+	}
+}
+
+func (w *workload) recordW2(a w2Attempt) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.w2 = append(w.w2, a)
+	w.stats.ops++
+	switch a.outcome {
+	case w2Unknown:
+		w.stats.indeterminate++
+	case w2Failed:
+		w.stats.failedWrites++
+	}
+}
+
+func (w *workload) count(f func(*workloadStats)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f(&w.stats)
+}
+
+// results returns copies of what was recorded.
+func (w *workload) results() ([]porcupine.Operation, []w2Attempt, workloadStats) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]porcupine.Operation(nil), w.history...), append([]w2Attempt(nil), w.w2...), w.stats
+}
+
+// workloadClient is one logical client: one operation at a time.
+type workloadClient struct {
+	w    *workload
+	id   int
+	cli  *client.Client
+	rng  *rand.Rand
+	seq  int
+	seen map[string]string // last value this client saw per key ("" = missing)
+}
+
+func (wc *workloadClient) run(ctx context.Context) {
+	tick := time.NewTicker(time.Second * numClients / opsPerSecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		wc.seq++
+		key := fmt.Sprintf("w1/k%02d", wc.rng.IntN(numKeys))
+		value := fmt.Sprintf("c%d-%d", wc.id, wc.seq)
+		switch r := wc.rng.Float64(); {
+		case r < 0.35:
+			wc.get(key)
+		case r < 0.55:
+			wc.put(key, value)
+		case r < 0.75:
+			wc.cas(key, value)
+		default:
+			wc.insert()
+		}
+	}
+}
+
+// indeterminate reports whether a failed write may still have been applied:
+// the client says the outcome is unknown, or the deadline ran out.
+func indeterminate(err error) bool {
+	return errors.Is(err, client.ErrOutcomeUnknown) || errors.Is(err, context.DeadlineExceeded) ||
+		status.Code(err) == codes.DeadlineExceeded
+}
+
+func (wc *workloadClient) get(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	call := wc.w.now()
+	resp, err := wc.cli.Get(ctx, &kvpb.GetRequest{Key: []byte(key)})
+	ret := wc.w.now()
+	if err != nil {
+		wc.w.count(func(s *workloadStats) { s.failedReads++ })
+		return
+	}
+	out := regOutput{found: resp.GetFound(), value: string(resp.GetKv().GetValue())}
+	wc.seen[key] = out.value
+	wc.w.record(porcupine.Operation{ClientId: wc.id, Input: regInput{op: opGet, key: key}, Call: call, Output: out, Return: ret})
+}
+
+func (wc *workloadClient) put(key, value string) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	call := wc.w.now()
+	_, err := wc.cli.Put(ctx, &kvpb.PutRequest{Key: []byte(key), Value: []byte(value)})
+	ret := wc.w.now()
+	in := regInput{op: opPut, key: key, value: value}
+	switch {
+	case err == nil:
+		wc.seen[key] = value
+		wc.w.record(porcupine.Operation{ClientId: wc.id, Input: in, Call: call, Output: regOutput{}, Return: ret})
+	case indeterminate(err):
+		wc.w.record(porcupine.Operation{ClientId: wc.id, Input: in, Call: call, Output: regOutput{unknown: true}, Return: infinity})
+	default:
+		wc.w.count(func(s *workloadStats) { s.failedWrites++ })
+	}
+}
+
+// cas compares the key with the value this client last saw and, if equal,
+// writes value; otherwise it reads the current value in the same Txn, which
+// the checker verifies too.
+func (wc *workloadClient) cas(key, value string) {
+	expect := wc.seen[key]
+	cmp := client.CompareValue([]byte(key), kvpb.Compare_EQUAL, []byte(expect))
+	if expect == "" {
+		cmp = client.CompareExists([]byte(key), false)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	call := wc.w.now()
+	resp, err := wc.cli.Txn(ctx, &kvpb.TxnRequest{
+		Compare: []*kvpb.Compare{cmp},
+		Success: []*kvpb.RequestOp{client.OpPut([]byte(key), []byte(value))},
+		Failure: []*kvpb.RequestOp{client.OpGet([]byte(key))},
+	})
+	ret := wc.w.now()
+	in := regInput{op: opCAS, key: key, value: value, expect: expect}
+	switch {
+	case err == nil:
+		out := regOutput{ok: resp.GetSucceeded()}
+		if out.ok {
+			wc.seen[key] = value
+		} else {
+			var kvs []*kvpb.KeyValue
+			if rs := resp.GetResponses(); len(rs) == 1 {
+				kvs = rs[0].GetResponseRange().GetKvs()
+			}
+			if len(kvs) > 0 {
+				out.found, out.value = true, string(kvs[0].GetValue())
+			}
+			wc.seen[key] = out.value
+		}
+		wc.w.record(porcupine.Operation{ClientId: wc.id, Input: in, Call: call, Output: out, Return: ret})
+	case indeterminate(err):
+		wc.w.record(porcupine.Operation{ClientId: wc.id, Input: in, Call: call, Output: regOutput{unknown: true}, Return: infinity})
+	default:
+		wc.w.count(func(s *workloadStats) { s.failedWrites++ })
+	}
+}
+
+// insert is one W2 write: a key this client never used, a unique value.
+func (wc *workloadClient) insert() {
+	key := fmt.Sprintf("%sc%d/%06d", w2Prefix, wc.id, wc.seq)
+	value := fmt.Sprintf("v-%d-%d-%x", wc.id, wc.seq, wc.rng.Uint32())
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	_, err := wc.cli.Put(ctx, &kvpb.PutRequest{Key: []byte(key), Value: []byte(value)})
+	a := w2Attempt{key: key, value: value, outcome: w2Acked}
+	switch {
+	case err == nil:
+	case indeterminate(err):
+		a.outcome = w2Unknown
+	default:
+		a.outcome = w2Failed
+	}
+	wc.w.recordW2(a)
+}
