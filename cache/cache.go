@@ -74,6 +74,8 @@ type Stats struct {
 	Stale uint64
 	// Invalidated counts entries dropped or updated in place by writes.
 	Invalidated uint64
+	// Fills counts entries installed by Fill and FillShared.
+	Fills uint64
 	// FillsRejected counts fills refused because a write to the key was
 	// recorded after the fill's read, the state was replaced by a snapshot
 	// since, or the entry was too large.
@@ -227,7 +229,7 @@ func (c *Cache) fill(key []byte, e Entry, readAt, epoch uint64, shared bool) boo
 		}
 	}
 	c.q.add(&item{key: k, entry: e, size: size, validAt: through, expires: c.expiry(), shared: shared})
-	c.syncStats()
+	c.stats.Fills++
 	return true
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // Status reports this node's view of itself and the cluster.
-func (n *Node) Status(context.Context) (*kvpb.StatusResponse, error) {
+func (n *Node) Status(ctx context.Context) (*kvpb.StatusResponse, error) {
 	leaderID, leaderAddr := n.leaderGRPC()
 	st := n.fsm.Stats()
 	lastSnap, _ := n.lastSnapshot()
@@ -33,6 +33,7 @@ func (n *Node) Status(context.Context) (*kvpb.StatusResponse, error) {
 		KeyCount:          st.KeyCount,
 		Version:           Version,
 		LastSnapshotIndex: lastSnap,
+		Cache:             n.cacheStatus(ctx),
 		LastContactMs:     n.lastContactMs(),
 		GossipAddr:        n.GossipAddr(),
 		Goroutines:        int64(runtime.NumGoroutine()),

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftkv/raftkv/cache"
+	"github.com/raftkv/raftkv/cache/rediscache"
 	"github.com/raftkv/raftkv/cluster"
 	"github.com/raftkv/raftkv/transport"
 )
@@ -87,6 +89,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// LogLevel is the level of this node's logs, raft's included.
 	LogLevel slog.Level
+
+	// Cache is the in-process read cache (MaxBytes 0 turns it off) and
+	// CacheRedis the optional shared Redis tier behind it (empty URL: none).
+	// See the README's cache section for which reads use which tier.
+	Cache      cache.Config
+	CacheRedis rediscache.Config
 }
 
 // DefaultConfig returns a working single-node configuration on 127.0.0.1 with
@@ -111,6 +119,8 @@ func DefaultConfig() Config {
 		MaxAppendEntries:   256,
 		Limits:             transport.DefaultLimits(),
 		RequestTimeout:     10 * time.Second,
+		Cache:              cache.DefaultConfig(),
+		CacheRedis:         rediscache.DefaultConfig(),
 		ReadyMaxLag:        1000,
 		LogLevel:           slog.LevelInfo,
 	}
@@ -152,6 +162,13 @@ func (c Config) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := errors.Join(c.Cache.Validate(), c.CacheRedis.Validate()); err != nil {
+		errs = append(errs, err)
+	}
+	if c.CacheRedis.URL != "" && c.Cache.MaxBytes == 0 {
+		// The local cache's write index is what vets Redis entries.
+		errs = append(errs, errors.New("the redis cache tier needs the local cache (cache max bytes > 0)"))
 	}
 	for id, addr := range c.RaftPeerOverrides {
 		if id == "" || id == c.ID {

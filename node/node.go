@@ -62,6 +62,9 @@ type Node struct {
 	grpcLn net.Listener
 	httpLn net.Listener
 
+	// cache is the read cache, nil when it is off (cache.go).
+	cache *readCache
+
 	// cluster is gossip, bootstrap-expect and the membership reconciler;
 	// leaderCh is raft's NotifyCh, which it drains.
 	cluster  *cluster.Cluster
@@ -119,11 +122,20 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
 
-	n.fsm, err = fsm.New(fsm.Config{Dir: cfg.DataDir}, fsm.Deps{Logger: n.logger})
+	if n.cache, err = newReadCache(cfg, n.logger); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { n.cache.close() })
+	var inv fsm.Invalidator // a nil *readCache must not become a non-nil interface
+	if n.cache != nil {
+		inv = n.cache
+	}
+	n.fsm, err = fsm.New(fsm.Config{Dir: cfg.DataDir}, fsm.Deps{Logger: n.logger, Invalidator: inv})
 	if err != nil {
 		return nil, fmt.Errorf("open fsm: %w", err)
 	}
 	cleanups = append(cleanups, func() { n.fsm.Close() })
+	n.cache.setFSM(n.fsm)
 	n.openedAppliedIndex = n.fsm.AppliedIndex()
 
 	// fsync stays on: the raft log is the durable record of every
@@ -207,6 +219,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	cleanups = append(cleanups, func() { n.raft.Shutdown().Error() })
+	n.cache.setRaft(n.raft)
 	n.leaderObs = n.metrics.countLeaderChanges()
 	n.raft.RegisterObserver(n.leaderObs)
 	if err := n.registerMetrics(); err != nil {
@@ -367,6 +380,9 @@ func (n *Node) Close() error {
 		}
 		if err := n.fsm.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close fsm: %w", err))
+		}
+		if err := n.cache.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close redis cache: %w", err))
 		}
 		n.closeErr = errors.Join(errs...)
 		n.logger.Info("node stopped", "err", n.closeErr)

@@ -11,13 +11,15 @@ import (
 	"github.com/raftkv/raftkv/transport"
 )
 
-// Get reads one key at the requested consistency.
+// Get reads one key at the requested consistency, from the read cache when
+// it may (readKey) unless the request says no_cache.
 func (n *Node) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse, error) {
 	if err := n.readBarrier(ctx, req.GetConsistency()); err != nil {
 		return nil, err
 	}
 	applied := n.fsm.AppliedIndex()
-	kv, found, err := n.fsm.Get(req.GetKey())
+	serializable := req.GetConsistency() == kvpb.Consistency_CONSISTENCY_SERIALIZABLE
+	kv, found, err := n.readKey(ctx, req.GetKey(), serializable, req.GetNoCache(), applied)
 	if err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
@@ -28,12 +30,21 @@ func (n *Node) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse
 	return resp, nil
 }
 
-// Range reads a key range at the requested consistency.
+// Range reads a key range at the requested consistency. A single-key range
+// may be served by the read cache, as Get is; wider ranges read the store.
 func (n *Node) Range(ctx context.Context, req *kvpb.RangeRequest) (*kvpb.RangeResponse, error) {
 	if err := n.readBarrier(ctx, req.GetConsistency()); err != nil {
 		return nil, err
 	}
 	applied := n.fsm.AppliedIndex()
+	if n.cache != nil && !req.GetNoCache() && singleKeyRange(req) {
+		serializable := req.GetConsistency() == kvpb.Consistency_CONSISTENCY_SERIALIZABLE
+		kv, found, err := n.readKey(ctx, req.GetKey(), serializable, false, applied)
+		if err != nil {
+			return nil, fmt.Errorf("range: %w", err)
+		}
+		return rangeResultToAPI(n.header(applied), rangeOfOne(req, kv, found)), nil
+	}
 	res, err := n.fsm.Range(rangeToFSM(req))
 	if err != nil {
 		return nil, fmt.Errorf("range: %w", err)

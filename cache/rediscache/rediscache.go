@@ -210,6 +210,9 @@ func New(cfg Config, deps Deps) (*Tier, error) {
 	return t, nil
 }
 
+// TTL returns the configured entry TTL.
+func (t *Tier) TTL() time.Duration { return t.cfg.TTL }
+
 // Close stops the writer (dropping queued writes) and closes the client.
 func (t *Tier) Close() error {
 	var err error
