@@ -36,13 +36,14 @@ func repoRoot(t *testing.T) string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// freePortBase finds a base port whose 10*nodes ports are all free.
+// freePortBase finds a base port whose per-node ports (gRPC, raft, HTTP,
+// gossip: base+10*i+1..4) are all free.
 func freePortBase(t *testing.T, nodes int) int {
 	t.Helper()
 	for base := 20000 + os.Getpid()%200*100; base < 60000; base += 1000 {
 		free := true
 		for i := 0; i < nodes && free; i++ {
-			for off := 1; off <= 3; off++ {
+			for off := 1; off <= 4; off++ {
 				ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+10*i+off))
 				if err != nil {
 					free = false

@@ -325,8 +325,5 @@ func (c Config) validateMembership() error {
 	if c.Cluster.GossipEnabled() && len(c.ID) > cluster.MaxIDLen {
 		errs = append(errs, fmt.Errorf("id %q is longer than %d bytes, the most gossip metadata allows", c.ID, cluster.MaxIDLen))
 	}
-	if c.LeaveOnTerminate && !c.Cluster.GossipEnabled() {
-		errs = append(errs, errors.New("leave on terminate needs gossip (a gossip address)"))
-	}
 	return errors.Join(errs...)
 }

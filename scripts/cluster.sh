@@ -13,7 +13,14 @@
 #                       only when a binary is missing)
 #   RAFTKV_NO_BUILD=1   never build; fail if a binary is missing
 #   RAFTKV_PORT_BASE    node i (0-based) listens on base+10*i+1 (gRPC), +2 (raft),
-#                       +3 (HTTP health) (default: 7000, so node1 is 7001/7002/7003)
+#                       +3 (HTTP health), +4 (gossip) (default: 7000, so node1 is
+#                       7001/7002/7003/7004)
+#   RAFTKV_CLUSTER_GOSSIP 1 (default): nodes gossip on +4 and --join each other, so
+#                       `raftkvctl member list` shows gossip health and new nodes
+#                       can join; 0: no gossip (static membership only)
+#   RAFTKV_CLUSTER_BOOTSTRAP initial (default): every node gets --bootstrap
+#                       --initial-cluster; expect: --bootstrap-expect $RAFTKV_NODES
+#                       instead (needs gossip; the lowest id bootstraps)
 #   RAFTKV_NODES        number of nodes (default: 3)
 #   RAFTKV_HOST         address the nodes listen on (default: 127.0.0.1)
 #   RAFTKV_UP_TIMEOUT   seconds `up` waits for a leader known to every node (default: 30)
@@ -22,7 +29,7 @@
 #   itself), e.g. RAFTKV_SNAPSHOT_THRESHOLD=100; the flags this script sets win.
 #
 # Output lines are meant to be parsed by tests, one node per line:
-#   node1 pid=1234 grpc=127.0.0.1:7001 raft=127.0.0.1:7002 http=127.0.0.1:7003 data=... log=...
+#   node1 pid=1234 grpc=127.0.0.1:7001 raft=127.0.0.1:7002 http=127.0.0.1:7003 gossip=127.0.0.1:7004 data=... log=...
 #   leader=node2
 #   endpoints=127.0.0.1:7001,127.0.0.1:7011,127.0.0.1:7021
 set -euo pipefail
@@ -43,6 +50,8 @@ NODES=${RAFTKV_NODES:-3}
 HOST=${RAFTKV_HOST:-127.0.0.1}
 UP_TIMEOUT=${RAFTKV_UP_TIMEOUT:-30}
 STOP_TIMEOUT=${RAFTKV_STOP_TIMEOUT:-10}
+GOSSIP=${RAFTKV_CLUSTER_GOSSIP:-1}
+BOOTSTRAP_MODE=${RAFTKV_CLUSTER_BOOTSTRAP:-initial}
 POLL_INTERVAL=0.2
 
 die() {
@@ -54,13 +63,17 @@ for v in PORT_BASE NODES UP_TIMEOUT STOP_TIMEOUT; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "RAFTKV_$v must be a non-negative integer, got '${!v}'"
 done
 ((NODES >= 1)) || die "RAFTKV_NODES must be at least 1"
-((PORT_BASE + 10 * NODES + 3 <= 65535)) || die "RAFTKV_PORT_BASE $PORT_BASE leaves no room for $NODES nodes"
+((PORT_BASE + 10 * NODES + 4 <= 65535)) || die "RAFTKV_PORT_BASE $PORT_BASE leaves no room for $NODES nodes"
+[[ $GOSSIP == 0 || $GOSSIP == 1 ]] || die "RAFTKV_CLUSTER_GOSSIP must be 0 or 1, got '$GOSSIP'"
+[[ $BOOTSTRAP_MODE == initial || $BOOTSTRAP_MODE == expect ]] || die "RAFTKV_CLUSTER_BOOTSTRAP must be initial or expect, got '$BOOTSTRAP_MODE'"
+[[ $BOOTSTRAP_MODE == initial || $GOSSIP == 1 ]] || die "RAFTKV_CLUSTER_BOOTSTRAP=expect needs RAFTKV_CLUSTER_GOSSIP=1"
 
 # Per-node facts, indexed by node number i = 1..NODES.
 name() { echo "node$1"; }
 grpc_addr() { echo "$HOST:$((PORT_BASE + 10 * ($1 - 1) + 1))"; }
 raft_addr() { echo "$HOST:$((PORT_BASE + 10 * ($1 - 1) + 2))"; }
 http_addr() { echo "$HOST:$((PORT_BASE + 10 * ($1 - 1) + 3))"; }
+gossip_addr() { echo "$HOST:$((PORT_BASE + 10 * ($1 - 1) + 4))"; }
 data_dir() { echo "$CLUSTER_DIR/node$1"; }
 log_file() { echo "$CLUSTER_DIR/node$1.log"; }
 pid_file() { echo "$CLUSTER_DIR/node$1.pid"; }
@@ -80,6 +93,15 @@ endpoints() {
 	local i out=""
 	for ((i = 1; i <= NODES; i++)); do
 		out+="${out:+,}$(grpc_addr "$i")"
+	done
+	echo "$out"
+}
+
+# gossip_join I: the gossip addresses of every node but I.
+gossip_join() {
+	local i out=""
+	for ((i = 1; i <= NODES; i++)); do
+		((i == $1)) || out+="${out:+,}$(gossip_addr "$i")"
 	done
 	echo "$out"
 }
@@ -136,7 +158,9 @@ node_pid() {
 
 node_line() {
 	local i=$1 pid=$2
-	echo "$(name "$i") pid=$pid grpc=$(grpc_addr "$i") raft=$(raft_addr "$i") http=$(http_addr "$i") data=$(data_dir "$i") log=$(log_file "$i")"
+	local gossip=-
+	((GOSSIP)) && gossip=$(gossip_addr "$i")
+	echo "$(name "$i") pid=$pid grpc=$(grpc_addr "$i") raft=$(raft_addr "$i") http=$(http_addr "$i") gossip=$gossip data=$(data_dir "$i") log=$(log_file "$i")"
 }
 
 ctl() {
@@ -183,16 +207,24 @@ start_node() {
 	# the terminal that ran `up` doesn't reach it. setsid and nohup both exec,
 	# so $! is raftkvd's own PID. The same flags on every start: a node with
 	# existing raft state ignores --bootstrap.
-	local launcher=()
+	local launcher=() membership=()
 	command -v setsid >/dev/null && launcher=(setsid)
+	if ((GOSSIP)); then
+		membership+=(--gossip-addr "$(gossip_addr "$i")")
+		((NODES == 1)) || membership+=(--join "$(gossip_join "$i")")
+	fi
+	if [[ $BOOTSTRAP_MODE == expect ]]; then
+		membership+=(--bootstrap-expect "$NODES")
+	else
+		membership+=(--bootstrap --initial-cluster "$(initial_cluster)")
+	fi
 	"${launcher[@]}" nohup "$BIN_DIR/raftkvd" \
 		--id "$(name "$i")" \
 		--data-dir "$dir" \
 		--grpc-addr "$(grpc_addr "$i")" \
 		--raft-addr "$(raft_addr "$i")" \
 		--http-addr "$(http_addr "$i")" \
-		--bootstrap \
-		--initial-cluster "$(initial_cluster)" \
+		"${membership[@]}" \
 		>>"$log" 2>&1 </dev/null &
 	pid=$!
 	echo "$pid" >"$(pid_file "$i")"
@@ -239,7 +271,7 @@ cmd_up() {
 	# status polls, so refuse up front.
 	local addr busy=()
 	for i in "${down[@]}"; do
-		for addr in "$(grpc_addr "$i")" "$(raft_addr "$i")" "$(http_addr "$i")"; do
+		for addr in "$(grpc_addr "$i")" "$(raft_addr "$i")" "$(http_addr "$i")" "$(gossip_addr "$i")"; do
 			port_in_use "$addr" && busy+=("$(name "$i"):$addr")
 		done
 	done
