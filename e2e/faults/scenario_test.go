@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,7 +118,14 @@ func TestFaults(t *testing.T) {
 	t.Logf("fault suite seed %d (reproduce with RAFTKV_FAULT_SEED=%d)", base, base)
 	suiteStart := time.Now()
 	t.Cleanup(func() {
-		t.Logf("fault matrix finished in %s (seed %d)\n%s", time.Since(suiteStart).Round(time.Second), base, formatSummary())
+		table := formatSummary()
+		t.Logf("fault matrix finished in %s (seed %d)\n%s", time.Since(suiteStart).Round(time.Second), base, table)
+		// Also on disk, since `go test` without -v hides passing output.
+		dir := filepath.Dir(artifactDir(t))
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			text := fmt.Sprintf("seed %d, %s, wall %s\n\n%s", base, time.Now().UTC().Format(time.RFC3339), time.Since(suiteStart).Round(time.Second), table)
+			_ = os.WriteFile(filepath.Join(dir, "summary.md"), []byte(text), 0o644)
+		}
 	})
 	for i, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
