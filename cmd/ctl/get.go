@@ -26,12 +26,14 @@ type getCommand struct {
 	fs          *flag.FlagSet
 	consistency *consistencyFlag
 	valueOnly   bool
+	noCache     bool
 }
 
 func newGetCommand(e *env) *getCommand {
 	c := &getCommand{env: e, fs: newFlagSet("get")}
 	c.consistency = newConsistencyFlag(c.fs)
 	c.fs.BoolVar(&c.valueOnly, "print-value-only", false, "print only the raw value bytes and a newline, whatever -o says")
+	c.fs.BoolVar(&c.noCache, "no-cache", false, "read the node's store directly, bypassing its read cache (the answer is the same)")
 	return c
 }
 
@@ -49,7 +51,7 @@ func (c *getCommand) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := cli.Get(ctx, &kvpb.GetRequest{Key: key, Consistency: c.consistency.c})
+	resp, err := cli.Get(ctx, &kvpb.GetRequest{Key: key, Consistency: c.consistency.c, NoCache: c.noCache})
 	if err != nil {
 		return err
 	}

@@ -119,7 +119,10 @@ func (p *tablePrinter) status(rows []endpointStatus) error {
 			s.GetLeaderId(), s.GetTerm(), s.GetCommitIndex(), s.GetAppliedIndex(),
 			byteSize(s.GetStoreSizeBytes()), s.GetKeyCount())
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return p.cacheStatus(rows)
 }
 
 func (p *tablePrinter) hash(rows []endpointHash) error {
