@@ -113,7 +113,9 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Stop drains in-flight requests for up to grace, then closes every
-// connection.
+// connection and returns, even if some handlers are still running: they
+// finish on their own (their answers go nowhere) once what they wait for
+// (raft, shut down next) gives up.
 func (s *Server) Stop(grace time.Duration) {
 	// Health watchers and checkers see NOT_SERVING while the server drains.
 	s.health.Shutdown()
@@ -125,8 +127,12 @@ func (s *Server) Stop(grace time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(grace):
+		// Stop closes every connection, but grpc's GracefulStop goroutine
+		// still waits for every running handler to return. A handler parked
+		// on a raft future (an apply waiting for commit, a VerifyLeader)
+		// returns only once raft shuts down, which node does after this
+		// Stop: waiting for it here would hang the shutdown for good.
 		s.grpc.Stop()
-		<-done
 	}
 }
 
