@@ -83,6 +83,16 @@ type Config struct {
 	// MaxAppendEntries caps entries per AppendEntries RPC and per FSM batch.
 	MaxAppendEntries int
 
+	// BackupDir is where this node keeps backups (`raftkvctl backup create`
+	// without --out, and scheduled ones); empty means DataDir/backups.
+	// Nodes may share one directory.
+	BackupDir string
+	// BackupInterval is how often the leader takes a scheduled backup (at
+	// multiples of it); zero turns scheduled backups off. BackupRetain is
+	// how many scheduled backups the directory keeps; zero keeps them all.
+	BackupInterval time.Duration
+	BackupRetain   int
+
 	// Limits bounds request sizes.
 	Limits transport.Limits
 	// RequestTimeout is the deadline of a request that arrives without one.
@@ -117,6 +127,7 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		MaxAppendEntries:   256,
+		BackupRetain:       7,
 		Limits:             transport.DefaultLimits(),
 		RequestTimeout:     10 * time.Second,
 		Cache:              cache.DefaultConfig(),
@@ -153,6 +164,12 @@ func (c Config) Validate() error {
 	}
 	if c.CommitTimeout <= 0 || c.SnapshotInterval <= 0 || c.SnapshotThreshold == 0 || c.SnapshotRetain < 1 {
 		errs = append(errs, errors.New("commit timeout, snapshot interval, snapshot threshold and snapshot retain must be positive"))
+	}
+	if c.BackupInterval < 0 || (c.BackupInterval > 0 && c.BackupInterval < time.Second) {
+		errs = append(errs, fmt.Errorf("backup interval %s must be 0 (off) or at least 1s", c.BackupInterval))
+	}
+	if c.BackupRetain < 0 {
+		errs = append(errs, fmt.Errorf("backup retain %d must not be negative", c.BackupRetain))
 	}
 	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
 		errs = append(errs, fmt.Errorf("max append entries %d must be in 1..1024", c.MaxAppendEntries))

@@ -58,6 +58,7 @@ type Node struct {
 	grpc      *transport.Server
 	peers     *transport.Peers
 	http      *http.Server
+	backups   *backupState
 
 	grpcLn net.Listener
 	httpLn net.Listener
@@ -243,6 +244,9 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := n.startBackups(); err != nil {
+		return nil, err
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -277,6 +281,8 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	n.wg.Add(2)
 	go n.runMembership()
 	go n.runHealth()
+	n.wg.Add(1)
+	go n.runBackups()
 	n.logger.Info("node started", "grpc_addr", n.GRPCAddr(), "raft_addr", string(n.raftTrans.LocalAddr()),
 		"raft_index", n.openedAppliedIndex, "bootstrapped", !hasState && cfg.Bootstrap, "version", Version)
 	return n, nil

@@ -26,6 +26,16 @@ const (
 	// was refused because it could cost the cluster its quorum; nothing
 	// changed. The message says why; the request's force flag overrides it.
 	ReasonUnsafeChange = "UNSAFE_CHANGE"
+	// ReasonBackupInvalid (code InvalidArgument) means a backup file is not
+	// a raftkv backup, is corrupt or truncated, or has a format version this
+	// node does not read. Nothing was changed.
+	ReasonBackupInvalid = "BACKUP_INVALID"
+	// ReasonClusterMismatch (code FailedPrecondition) means a backup of
+	// another cluster was to be restored without force. Nothing was changed.
+	ReasonClusterMismatch = "CLUSTER_MISMATCH"
+	// ReasonBackupNotFound (code NotFound) means no backup has the id.
+	ReasonBackupNotFound = "BACKUP_NOT_FOUND"
+
 
 	// MetadataLeaderID is the ErrorInfo metadata key for the leader's id.
 	MetadataLeaderID = "leader_id"

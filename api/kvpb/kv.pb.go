@@ -2681,6 +2681,969 @@ func (x *RegisterMemberResponse) GetIndex() uint64 {
 	return 0
 }
 
+// BackupInfo describes one backup: its manifest, and where and how it is
+// stored.
+type BackupInfo struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ClusterId string                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// node_id is the node that took the snapshot.
+	NodeId    string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftIndex uint64 `protobuf:"varint,4,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
+	RaftTerm  uint64 `protobuf:"varint,5,opt,name=raft_term,json=raftTerm,proto3" json:"raft_term,omitempty"`
+	// applied_index is the last index that changed the state: the highest
+	// revision in the backup.
+	AppliedIndex uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// created_unix_ms is the creation time in milliseconds since the epoch.
+	CreatedUnixMs int64 `protobuf:"varint,7,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	// trigger is "manual" or "scheduled".
+	Trigger          string `protobuf:"bytes,8,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	KeyCount         uint64 `protobuf:"varint,9,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	UncompressedSize int64  `protobuf:"varint,10,opt,name=uncompressed_size,json=uncompressedSize,proto3" json:"uncompressed_size,omitempty"`
+	CompressedSize   int64  `protobuf:"varint,11,opt,name=compressed_size,json=compressedSize,proto3" json:"compressed_size,omitempty"`
+	// file_size is the size of the backup file.
+	FileSize int64 `protobuf:"varint,12,opt,name=file_size,json=fileSize,proto3" json:"file_size,omitempty"`
+	// sha256 is the hex SHA-256 of the compressed payload.
+	Sha256        string `protobuf:"bytes,13,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	FormatVersion uint32 `protobuf:"varint,14,opt,name=format_version,json=formatVersion,proto3" json:"format_version,omitempty"`
+	// status is "ok" (header and manifest intact, size right), "verified"
+	// (read completely since this node started), or "corrupt: ..." /
+	// "unreadable: ..." with the reason.
+	Status string `protobuf:"bytes,15,opt,name=status,proto3" json:"status,omitempty"`
+	// stored_on is the id of the node whose backup directory holds it
+	// (empty for a download).
+	StoredOn      string `protobuf:"bytes,16,opt,name=stored_on,json=storedOn,proto3" json:"stored_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupInfo) Reset() {
+	*x = BackupInfo{}
+	mi := &file_kv_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupInfo) ProtoMessage() {}
+
+func (x *BackupInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
+func (*BackupInfo) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *BackupInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetRaftIndex() uint64 {
+	if x != nil {
+		return x.RaftIndex
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetRaftTerm() uint64 {
+	if x != nil {
+		return x.RaftTerm
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetTrigger() string {
+	if x != nil {
+		return x.Trigger
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetKeyCount() uint64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetUncompressedSize() int64 {
+	if x != nil {
+		return x.UncompressedSize
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetCompressedSize() int64 {
+	if x != nil {
+		return x.CompressedSize
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetFileSize() int64 {
+	if x != nil {
+		return x.FileSize
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetFormatVersion() uint32 {
+	if x != nil {
+		return x.FormatVersion
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetStoredOn() string {
+	if x != nil {
+		return x.StoredOn
+	}
+	return ""
+}
+
+type BackupCreateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// download sends the backup to the caller instead of keeping it in the
+	// node's backup directory.
+	Download bool `protobuf:"varint,1,opt,name=download,proto3" json:"download,omitempty"`
+	// allow_stale lets a follower take the backup from its own state, which
+	// may lag the leader's.
+	AllowStale    bool `protobuf:"varint,2,opt,name=allow_stale,json=allowStale,proto3" json:"allow_stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupCreateRequest) Reset() {
+	*x = BackupCreateRequest{}
+	mi := &file_kv_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupCreateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupCreateRequest) ProtoMessage() {}
+
+func (x *BackupCreateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupCreateRequest.ProtoReflect.Descriptor instead.
+func (*BackupCreateRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *BackupCreateRequest) GetDownload() bool {
+	if x != nil {
+		return x.Download
+	}
+	return false
+}
+
+func (x *BackupCreateRequest) GetAllowStale() bool {
+	if x != nil {
+		return x.AllowStale
+	}
+	return false
+}
+
+// BackupProgress reports how far an operation is.
+type BackupProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// phase is "snapshot" (taking and compressing the snapshot), "transfer"
+	// (sending or receiving the file), "verify" or "restore".
+	Phase     string `protobuf:"bytes,1,opt,name=phase,proto3" json:"phase,omitempty"`
+	DoneBytes int64  `protobuf:"varint,2,opt,name=done_bytes,json=doneBytes,proto3" json:"done_bytes,omitempty"`
+	// total_bytes is 0 when unknown.
+	TotalBytes    int64 `protobuf:"varint,3,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupProgress) Reset() {
+	*x = BackupProgress{}
+	mi := &file_kv_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupProgress) ProtoMessage() {}
+
+func (x *BackupProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
+func (*BackupProgress) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *BackupProgress) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *BackupProgress) GetDoneBytes() int64 {
+	if x != nil {
+		return x.DoneBytes
+	}
+	return 0
+}
+
+func (x *BackupProgress) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+type BackupCreateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*BackupCreateResponse_Progress
+	//	*BackupCreateResponse_Chunk
+	//	*BackupCreateResponse_Done
+	Msg           isBackupCreateResponse_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupCreateResponse) Reset() {
+	*x = BackupCreateResponse{}
+	mi := &file_kv_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupCreateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupCreateResponse) ProtoMessage() {}
+
+func (x *BackupCreateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupCreateResponse.ProtoReflect.Descriptor instead.
+func (*BackupCreateResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *BackupCreateResponse) GetMsg() isBackupCreateResponse_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *BackupCreateResponse) GetProgress() *BackupProgress {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupCreateResponse_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *BackupCreateResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupCreateResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *BackupCreateResponse) GetDone() *BackupInfo {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupCreateResponse_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isBackupCreateResponse_Msg interface {
+	isBackupCreateResponse_Msg()
+}
+
+type BackupCreateResponse_Progress struct {
+	Progress *BackupProgress `protobuf:"bytes,1,opt,name=progress,proto3,oneof"`
+}
+
+type BackupCreateResponse_Chunk struct {
+	// chunk is the next piece of the backup file (download only).
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type BackupCreateResponse_Done struct {
+	// done is the last message.
+	Done *BackupInfo `protobuf:"bytes,3,opt,name=done,proto3,oneof"`
+}
+
+func (*BackupCreateResponse_Progress) isBackupCreateResponse_Msg() {}
+
+func (*BackupCreateResponse_Chunk) isBackupCreateResponse_Msg() {}
+
+func (*BackupCreateResponse_Done) isBackupCreateResponse_Msg() {}
+
+type BackupListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupListRequest) Reset() {
+	*x = BackupListRequest{}
+	mi := &file_kv_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupListRequest) ProtoMessage() {}
+
+func (x *BackupListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupListRequest.ProtoReflect.Descriptor instead.
+func (*BackupListRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{38}
+}
+
+type BackupListResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// cluster_id is this node's view of the cluster id.
+	ClusterId string        `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Backups   []*BackupInfo `protobuf:"bytes,3,rep,name=backups,proto3" json:"backups,omitempty"`
+	// last_success_unix_ms is when this node's last scheduled backup
+	// succeeded (0: none since it started).
+	LastSuccessUnixMs int64 `protobuf:"varint,4,opt,name=last_success_unix_ms,json=lastSuccessUnixMs,proto3" json:"last_success_unix_ms,omitempty"`
+	// last_error is the error of this node's last failed scheduled backup,
+	// at last_error_unix_ms ("" and 0: none since it started).
+	LastError       string `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorUnixMs int64  `protobuf:"varint,6,opt,name=last_error_unix_ms,json=lastErrorUnixMs,proto3" json:"last_error_unix_ms,omitempty"`
+	// backup_dir is where this node keeps its backups.
+	BackupDir     string `protobuf:"bytes,7,opt,name=backup_dir,json=backupDir,proto3" json:"backup_dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupListResponse) Reset() {
+	*x = BackupListResponse{}
+	mi := &file_kv_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupListResponse) ProtoMessage() {}
+
+func (x *BackupListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupListResponse.ProtoReflect.Descriptor instead.
+func (*BackupListResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *BackupListResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *BackupListResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *BackupListResponse) GetBackups() []*BackupInfo {
+	if x != nil {
+		return x.Backups
+	}
+	return nil
+}
+
+func (x *BackupListResponse) GetLastSuccessUnixMs() int64 {
+	if x != nil {
+		return x.LastSuccessUnixMs
+	}
+	return 0
+}
+
+func (x *BackupListResponse) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *BackupListResponse) GetLastErrorUnixMs() int64 {
+	if x != nil {
+		return x.LastErrorUnixMs
+	}
+	return 0
+}
+
+func (x *BackupListResponse) GetBackupDir() string {
+	if x != nil {
+		return x.BackupDir
+	}
+	return ""
+}
+
+type BackupVerifyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupVerifyRequest) Reset() {
+	*x = BackupVerifyRequest{}
+	mi := &file_kv_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupVerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupVerifyRequest) ProtoMessage() {}
+
+func (x *BackupVerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupVerifyRequest.ProtoReflect.Descriptor instead.
+func (*BackupVerifyRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *BackupVerifyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type BackupDeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupDeleteRequest) Reset() {
+	*x = BackupDeleteRequest{}
+	mi := &file_kv_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupDeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupDeleteRequest) ProtoMessage() {}
+
+func (x *BackupDeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupDeleteRequest.ProtoReflect.Descriptor instead.
+func (*BackupDeleteRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *BackupDeleteRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type BackupDeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupDeleteResponse) Reset() {
+	*x = BackupDeleteResponse{}
+	mi := &file_kv_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupDeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupDeleteResponse) ProtoMessage() {}
+
+func (x *BackupDeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupDeleteResponse.ProtoReflect.Descriptor instead.
+func (*BackupDeleteResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{42}
+}
+
+type BackupDownloadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupDownloadRequest) Reset() {
+	*x = BackupDownloadRequest{}
+	mi := &file_kv_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupDownloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupDownloadRequest) ProtoMessage() {}
+
+func (x *BackupDownloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupDownloadRequest.ProtoReflect.Descriptor instead.
+func (*BackupDownloadRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BackupDownloadRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type BackupChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// info is set in the first message only.
+	Info          *BackupInfo `protobuf:"bytes,2,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_kv_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetInfo() *BackupInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type BackupRestoreOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// force restores a backup of another cluster. The cluster keeps its own
+	// id.
+	Force bool `protobuf:"varint,1,opt,name=force,proto3" json:"force,omitempty"`
+	// size is the size of the backup file about to be sent, when known.
+	Size int64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// source names the backup for the logs (a file name or an id).
+	Source        string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRestoreOptions) Reset() {
+	*x = BackupRestoreOptions{}
+	mi := &file_kv_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRestoreOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRestoreOptions) ProtoMessage() {}
+
+func (x *BackupRestoreOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRestoreOptions.ProtoReflect.Descriptor instead.
+func (*BackupRestoreOptions) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *BackupRestoreOptions) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+func (x *BackupRestoreOptions) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *BackupRestoreOptions) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type BackupRestoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*BackupRestoreRequest_Options
+	//	*BackupRestoreRequest_Chunk
+	Msg           isBackupRestoreRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRestoreRequest) Reset() {
+	*x = BackupRestoreRequest{}
+	mi := &file_kv_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRestoreRequest) ProtoMessage() {}
+
+func (x *BackupRestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRestoreRequest.ProtoReflect.Descriptor instead.
+func (*BackupRestoreRequest) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *BackupRestoreRequest) GetMsg() isBackupRestoreRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *BackupRestoreRequest) GetOptions() *BackupRestoreOptions {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupRestoreRequest_Options); ok {
+			return x.Options
+		}
+	}
+	return nil
+}
+
+func (x *BackupRestoreRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*BackupRestoreRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isBackupRestoreRequest_Msg interface {
+	isBackupRestoreRequest_Msg()
+}
+
+type BackupRestoreRequest_Options struct {
+	// options must be the first message.
+	Options *BackupRestoreOptions `protobuf:"bytes,1,opt,name=options,proto3,oneof"`
+}
+
+type BackupRestoreRequest_Chunk struct {
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*BackupRestoreRequest_Options) isBackupRestoreRequest_Msg() {}
+
+func (*BackupRestoreRequest_Chunk) isBackupRestoreRequest_Msg() {}
+
+type BackupRestoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// backup describes the restored backup.
+	Backup *BackupInfo `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
+	// raft_index is the raft index the restored state starts at.
+	RaftIndex uint64 `protobuf:"varint,2,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
+	// cluster_id is the cluster's id after the restore.
+	ClusterId     string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRestoreResponse) Reset() {
+	*x = BackupRestoreResponse{}
+	mi := &file_kv_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRestoreResponse) ProtoMessage() {}
+
+func (x *BackupRestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kv_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRestoreResponse.ProtoReflect.Descriptor instead.
+func (*BackupRestoreResponse) Descriptor() ([]byte, []int) {
+	return file_kv_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *BackupRestoreResponse) GetBackup() *BackupInfo {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+func (x *BackupRestoreResponse) GetRaftIndex() uint64 {
+	if x != nil {
+		return x.RaftIndex
+	}
+	return 0
+}
+
+func (x *BackupRestoreResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 var File_kv_proto protoreflect.FileDescriptor
 
 const file_kv_proto_rawDesc = "" +
@@ -2885,7 +3848,79 @@ const file_kv_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\".\n" +
 	"\x16RegisterMemberResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index*b\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xfb\x03\n" +
+	"\n" +
+	"BackupInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"raft_index\x18\x04 \x01(\x04R\traftIndex\x12\x1b\n" +
+	"\traft_term\x18\x05 \x01(\x04R\braftTerm\x12#\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12&\n" +
+	"\x0fcreated_unix_ms\x18\a \x01(\x03R\rcreatedUnixMs\x12\x18\n" +
+	"\atrigger\x18\b \x01(\tR\atrigger\x12\x1b\n" +
+	"\tkey_count\x18\t \x01(\x04R\bkeyCount\x12+\n" +
+	"\x11uncompressed_size\x18\n" +
+	" \x01(\x03R\x10uncompressedSize\x12'\n" +
+	"\x0fcompressed_size\x18\v \x01(\x03R\x0ecompressedSize\x12\x1b\n" +
+	"\tfile_size\x18\f \x01(\x03R\bfileSize\x12\x16\n" +
+	"\x06sha256\x18\r \x01(\tR\x06sha256\x12%\n" +
+	"\x0eformat_version\x18\x0e \x01(\rR\rformatVersion\x12\x16\n" +
+	"\x06status\x18\x0f \x01(\tR\x06status\x12\x1b\n" +
+	"\tstored_on\x18\x10 \x01(\tR\bstoredOn\"R\n" +
+	"\x13BackupCreateRequest\x12\x1a\n" +
+	"\bdownload\x18\x01 \x01(\bR\bdownload\x12\x1f\n" +
+	"\vallow_stale\x18\x02 \x01(\bR\n" +
+	"allowStale\"f\n" +
+	"\x0eBackupProgress\x12\x14\n" +
+	"\x05phase\x18\x01 \x01(\tR\x05phase\x12\x1d\n" +
+	"\n" +
+	"done_bytes\x18\x02 \x01(\x03R\tdoneBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x03 \x01(\x03R\n" +
+	"totalBytes\"\xa3\x01\n" +
+	"\x14BackupCreateResponse\x12;\n" +
+	"\bprogress\x18\x01 \x01(\v2\x1d.raftkv.api.v1.BackupProgressH\x00R\bprogress\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12/\n" +
+	"\x04done\x18\x03 \x01(\v2\x19.raftkv.api.v1.BackupInfoH\x00R\x04doneB\x05\n" +
+	"\x03msg\"\x13\n" +
+	"\x11BackupListRequest\"\x9d\x02\n" +
+	"\x12BackupListResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\x123\n" +
+	"\abackups\x18\x03 \x03(\v2\x19.raftkv.api.v1.BackupInfoR\abackups\x12/\n" +
+	"\x14last_success_unix_ms\x18\x04 \x01(\x03R\x11lastSuccessUnixMs\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\x12+\n" +
+	"\x12last_error_unix_ms\x18\x06 \x01(\x03R\x0flastErrorUnixMs\x12\x1d\n" +
+	"\n" +
+	"backup_dir\x18\a \x01(\tR\tbackupDir\"%\n" +
+	"\x13BackupVerifyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"%\n" +
+	"\x13BackupDeleteRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14BackupDeleteResponse\"'\n" +
+	"\x15BackupDownloadRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"P\n" +
+	"\vBackupChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12-\n" +
+	"\x04info\x18\x02 \x01(\v2\x19.raftkv.api.v1.BackupInfoR\x04info\"X\n" +
+	"\x14BackupRestoreOptions\x12\x14\n" +
+	"\x05force\x18\x01 \x01(\bR\x05force\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\"v\n" +
+	"\x14BackupRestoreRequest\x12?\n" +
+	"\aoptions\x18\x01 \x01(\v2#.raftkv.api.v1.BackupRestoreOptionsH\x00R\aoptions\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x05\n" +
+	"\x03msg\"\x88\x01\n" +
+	"\x15BackupRestoreResponse\x121\n" +
+	"\x06backup\x18\x01 \x01(\v2\x19.raftkv.api.v1.BackupInfoR\x06backup\x12\x1d\n" +
+	"\n" +
+	"raft_index\x18\x02 \x01(\x04R\traftIndex\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId*b\n" +
 	"\vConsistency\x12\x17\n" +
 	"\x13CONSISTENCY_UNKNOWN\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x1c\n" +
@@ -2908,7 +3943,14 @@ const file_kv_proto_rawDesc = "" +
 	"\x0eLeaderTransfer\x12$.raftkv.api.v1.LeaderTransferRequest\x1a%.raftkv.api.v1.LeaderTransferResponse2\xb9\x01\n" +
 	"\bInternal\x12N\n" +
 	"\tReadIndex\x12\x1f.raftkv.api.v1.ReadIndexRequest\x1a .raftkv.api.v1.ReadIndexResponse\x12]\n" +
-	"\x0eRegisterMember\x12$.raftkv.api.v1.RegisterMemberRequest\x1a%.raftkv.api.v1.RegisterMemberResponseB#Z!github.com/raftkv/raftkv/api/kvpbb\x06proto3"
+	"\x0eRegisterMember\x12$.raftkv.api.v1.RegisterMemberRequest\x1a%.raftkv.api.v1.RegisterMemberResponse2\xee\x03\n" +
+	"\x06Backup\x12S\n" +
+	"\x06Create\x12\".raftkv.api.v1.BackupCreateRequest\x1a#.raftkv.api.v1.BackupCreateResponse0\x01\x12K\n" +
+	"\x04List\x12 .raftkv.api.v1.BackupListRequest\x1a!.raftkv.api.v1.BackupListResponse\x12G\n" +
+	"\x06Verify\x12\".raftkv.api.v1.BackupVerifyRequest\x1a\x19.raftkv.api.v1.BackupInfo\x12Q\n" +
+	"\x06Delete\x12\".raftkv.api.v1.BackupDeleteRequest\x1a#.raftkv.api.v1.BackupDeleteResponse\x12N\n" +
+	"\bDownload\x12$.raftkv.api.v1.BackupDownloadRequest\x1a\x1a.raftkv.api.v1.BackupChunk0\x01\x12V\n" +
+	"\aRestore\x12#.raftkv.api.v1.BackupRestoreRequest\x1a$.raftkv.api.v1.BackupRestoreResponse(\x01B#Z!github.com/raftkv/raftkv/api/kvpbb\x06proto3"
 
 var (
 	file_kv_proto_rawDescOnce sync.Once
@@ -2923,7 +3965,7 @@ func file_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_kv_proto_goTypes = []any{
 	(Consistency)(0),               // 0: raftkv.api.v1.Consistency
 	(Compare_Result)(0),            // 1: raftkv.api.v1.Compare.Result
@@ -2962,6 +4004,20 @@ var file_kv_proto_goTypes = []any{
 	(*ReadIndexResponse)(nil),      // 34: raftkv.api.v1.ReadIndexResponse
 	(*RegisterMemberRequest)(nil),  // 35: raftkv.api.v1.RegisterMemberRequest
 	(*RegisterMemberResponse)(nil), // 36: raftkv.api.v1.RegisterMemberResponse
+	(*BackupInfo)(nil),             // 37: raftkv.api.v1.BackupInfo
+	(*BackupCreateRequest)(nil),    // 38: raftkv.api.v1.BackupCreateRequest
+	(*BackupProgress)(nil),         // 39: raftkv.api.v1.BackupProgress
+	(*BackupCreateResponse)(nil),   // 40: raftkv.api.v1.BackupCreateResponse
+	(*BackupListRequest)(nil),      // 41: raftkv.api.v1.BackupListRequest
+	(*BackupListResponse)(nil),     // 42: raftkv.api.v1.BackupListResponse
+	(*BackupVerifyRequest)(nil),    // 43: raftkv.api.v1.BackupVerifyRequest
+	(*BackupDeleteRequest)(nil),    // 44: raftkv.api.v1.BackupDeleteRequest
+	(*BackupDeleteResponse)(nil),   // 45: raftkv.api.v1.BackupDeleteResponse
+	(*BackupDownloadRequest)(nil),  // 46: raftkv.api.v1.BackupDownloadRequest
+	(*BackupChunk)(nil),            // 47: raftkv.api.v1.BackupChunk
+	(*BackupRestoreOptions)(nil),   // 48: raftkv.api.v1.BackupRestoreOptions
+	(*BackupRestoreRequest)(nil),   // 49: raftkv.api.v1.BackupRestoreRequest
+	(*BackupRestoreResponse)(nil),  // 50: raftkv.api.v1.BackupRestoreResponse
 }
 var file_kv_proto_depIdxs = []int32{
 	0,  // 0: raftkv.api.v1.GetRequest.consistency:type_name -> raftkv.api.v1.Consistency
@@ -2992,41 +4048,59 @@ var file_kv_proto_depIdxs = []int32{
 	22, // 25: raftkv.api.v1.MemberListResponse.members:type_name -> raftkv.api.v1.Member
 	4,  // 26: raftkv.api.v1.MemberChangeResponse.header:type_name -> raftkv.api.v1.ResponseHeader
 	4,  // 27: raftkv.api.v1.LeaderTransferResponse.header:type_name -> raftkv.api.v1.ResponseHeader
-	5,  // 28: raftkv.api.v1.KV.Get:input_type -> raftkv.api.v1.GetRequest
-	7,  // 29: raftkv.api.v1.KV.Put:input_type -> raftkv.api.v1.PutRequest
-	9,  // 30: raftkv.api.v1.KV.Delete:input_type -> raftkv.api.v1.DeleteRequest
-	11, // 31: raftkv.api.v1.KV.Range:input_type -> raftkv.api.v1.RangeRequest
-	16, // 32: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
-	18, // 33: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
-	21, // 34: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
-	31, // 35: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
-	24, // 36: raftkv.api.v1.Admin.MemberAdd:input_type -> raftkv.api.v1.MemberAddRequest
-	25, // 37: raftkv.api.v1.Admin.MemberRemove:input_type -> raftkv.api.v1.MemberRemoveRequest
-	26, // 38: raftkv.api.v1.Admin.MemberPromote:input_type -> raftkv.api.v1.MemberPromoteRequest
-	27, // 39: raftkv.api.v1.Admin.MemberDemote:input_type -> raftkv.api.v1.MemberDemoteRequest
-	29, // 40: raftkv.api.v1.Admin.LeaderTransfer:input_type -> raftkv.api.v1.LeaderTransferRequest
-	33, // 41: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
-	35, // 42: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
-	6,  // 43: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
-	8,  // 44: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
-	10, // 45: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
-	12, // 46: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
-	17, // 47: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
-	19, // 48: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
-	23, // 49: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
-	32, // 50: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
-	28, // 51: raftkv.api.v1.Admin.MemberAdd:output_type -> raftkv.api.v1.MemberChangeResponse
-	28, // 52: raftkv.api.v1.Admin.MemberRemove:output_type -> raftkv.api.v1.MemberChangeResponse
-	28, // 53: raftkv.api.v1.Admin.MemberPromote:output_type -> raftkv.api.v1.MemberChangeResponse
-	28, // 54: raftkv.api.v1.Admin.MemberDemote:output_type -> raftkv.api.v1.MemberChangeResponse
-	30, // 55: raftkv.api.v1.Admin.LeaderTransfer:output_type -> raftkv.api.v1.LeaderTransferResponse
-	34, // 56: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
-	36, // 57: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
-	43, // [43:58] is the sub-list for method output_type
-	28, // [28:43] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	39, // 28: raftkv.api.v1.BackupCreateResponse.progress:type_name -> raftkv.api.v1.BackupProgress
+	37, // 29: raftkv.api.v1.BackupCreateResponse.done:type_name -> raftkv.api.v1.BackupInfo
+	37, // 30: raftkv.api.v1.BackupListResponse.backups:type_name -> raftkv.api.v1.BackupInfo
+	37, // 31: raftkv.api.v1.BackupChunk.info:type_name -> raftkv.api.v1.BackupInfo
+	48, // 32: raftkv.api.v1.BackupRestoreRequest.options:type_name -> raftkv.api.v1.BackupRestoreOptions
+	37, // 33: raftkv.api.v1.BackupRestoreResponse.backup:type_name -> raftkv.api.v1.BackupInfo
+	5,  // 34: raftkv.api.v1.KV.Get:input_type -> raftkv.api.v1.GetRequest
+	7,  // 35: raftkv.api.v1.KV.Put:input_type -> raftkv.api.v1.PutRequest
+	9,  // 36: raftkv.api.v1.KV.Delete:input_type -> raftkv.api.v1.DeleteRequest
+	11, // 37: raftkv.api.v1.KV.Range:input_type -> raftkv.api.v1.RangeRequest
+	16, // 38: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
+	18, // 39: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
+	21, // 40: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
+	31, // 41: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
+	24, // 42: raftkv.api.v1.Admin.MemberAdd:input_type -> raftkv.api.v1.MemberAddRequest
+	25, // 43: raftkv.api.v1.Admin.MemberRemove:input_type -> raftkv.api.v1.MemberRemoveRequest
+	26, // 44: raftkv.api.v1.Admin.MemberPromote:input_type -> raftkv.api.v1.MemberPromoteRequest
+	27, // 45: raftkv.api.v1.Admin.MemberDemote:input_type -> raftkv.api.v1.MemberDemoteRequest
+	29, // 46: raftkv.api.v1.Admin.LeaderTransfer:input_type -> raftkv.api.v1.LeaderTransferRequest
+	33, // 47: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
+	35, // 48: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
+	38, // 49: raftkv.api.v1.Backup.Create:input_type -> raftkv.api.v1.BackupCreateRequest
+	41, // 50: raftkv.api.v1.Backup.List:input_type -> raftkv.api.v1.BackupListRequest
+	43, // 51: raftkv.api.v1.Backup.Verify:input_type -> raftkv.api.v1.BackupVerifyRequest
+	44, // 52: raftkv.api.v1.Backup.Delete:input_type -> raftkv.api.v1.BackupDeleteRequest
+	46, // 53: raftkv.api.v1.Backup.Download:input_type -> raftkv.api.v1.BackupDownloadRequest
+	49, // 54: raftkv.api.v1.Backup.Restore:input_type -> raftkv.api.v1.BackupRestoreRequest
+	6,  // 55: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
+	8,  // 56: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
+	10, // 57: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
+	12, // 58: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
+	17, // 59: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
+	19, // 60: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
+	23, // 61: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
+	32, // 62: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
+	28, // 63: raftkv.api.v1.Admin.MemberAdd:output_type -> raftkv.api.v1.MemberChangeResponse
+	28, // 64: raftkv.api.v1.Admin.MemberRemove:output_type -> raftkv.api.v1.MemberChangeResponse
+	28, // 65: raftkv.api.v1.Admin.MemberPromote:output_type -> raftkv.api.v1.MemberChangeResponse
+	28, // 66: raftkv.api.v1.Admin.MemberDemote:output_type -> raftkv.api.v1.MemberChangeResponse
+	30, // 67: raftkv.api.v1.Admin.LeaderTransfer:output_type -> raftkv.api.v1.LeaderTransferResponse
+	34, // 68: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
+	36, // 69: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
+	40, // 70: raftkv.api.v1.Backup.Create:output_type -> raftkv.api.v1.BackupCreateResponse
+	42, // 71: raftkv.api.v1.Backup.List:output_type -> raftkv.api.v1.BackupListResponse
+	37, // 72: raftkv.api.v1.Backup.Verify:output_type -> raftkv.api.v1.BackupInfo
+	45, // 73: raftkv.api.v1.Backup.Delete:output_type -> raftkv.api.v1.BackupDeleteResponse
+	47, // 74: raftkv.api.v1.Backup.Download:output_type -> raftkv.api.v1.BackupChunk
+	50, // 75: raftkv.api.v1.Backup.Restore:output_type -> raftkv.api.v1.BackupRestoreResponse
+	55, // [55:76] is the sub-list for method output_type
+	34, // [34:55] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_kv_proto_init() }
@@ -3051,15 +4125,24 @@ func file_kv_proto_init() {
 		(*ResponseOp_ResponsePut)(nil),
 		(*ResponseOp_ResponseDelete)(nil),
 	}
+	file_kv_proto_msgTypes[37].OneofWrappers = []any{
+		(*BackupCreateResponse_Progress)(nil),
+		(*BackupCreateResponse_Chunk)(nil),
+		(*BackupCreateResponse_Done)(nil),
+	}
+	file_kv_proto_msgTypes[46].OneofWrappers = []any{
+		(*BackupRestoreRequest_Options)(nil),
+		(*BackupRestoreRequest_Chunk)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kv_proto_rawDesc), len(file_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   34,
+			NumMessages:   48,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_kv_proto_goTypes,
 		DependencyIndexes: file_kv_proto_depIdxs,

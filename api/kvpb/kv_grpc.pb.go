@@ -831,3 +831,333 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "kv.proto",
 }
+
+const (
+	Backup_Create_FullMethodName   = "/raftkv.api.v1.Backup/Create"
+	Backup_List_FullMethodName     = "/raftkv.api.v1.Backup/List"
+	Backup_Verify_FullMethodName   = "/raftkv.api.v1.Backup/Verify"
+	Backup_Delete_FullMethodName   = "/raftkv.api.v1.Backup/Delete"
+	Backup_Download_FullMethodName = "/raftkv.api.v1.Backup/Download"
+	Backup_Restore_FullMethodName  = "/raftkv.api.v1.Backup/Restore"
+)
+
+// BackupClient is the client API for Backup service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Backup takes, lists, checks and restores backups: consistent copies of the
+// replicated state made from a raft snapshot, in the file format of package
+// backup. A node keeps the backups it took in its --backup-dir.
+type BackupClient interface {
+	// Create takes a fresh raft snapshot and turns it into a backup. Only the
+	// leader serves it unless allow_stale is set. The stream sends progress
+	// messages, then, when download is set, the backup file in chunks (it is
+	// not kept on the node), and ends with the backup's info.
+	Create(ctx context.Context, in *BackupCreateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupCreateResponse], error)
+	// List lists the backups in this node's backup directory.
+	List(ctx context.Context, in *BackupListRequest, opts ...grpc.CallOption) (*BackupListResponse, error)
+	// Verify reads one stored backup completely and checks every checksum,
+	// size and count. It does not touch the replicated state.
+	Verify(ctx context.Context, in *BackupVerifyRequest, opts ...grpc.CallOption) (*BackupInfo, error)
+	// Delete deletes one stored backup.
+	Delete(ctx context.Context, in *BackupDeleteRequest, opts ...grpc.CallOption) (*BackupDeleteResponse, error)
+	// Download streams one stored backup file.
+	Download(ctx context.Context, in *BackupDownloadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
+	// Restore replaces the whole replicated state by a backup, through raft
+	// (raft.Restore): every node ends up with exactly the backup's data, and
+	// every write after the backup is lost. Only the leader serves it. The
+	// first message carries the options, the following ones the backup file.
+	// The file is received and verified completely before anything changes:
+	// an interrupted upload or a bad file changes nothing.
+	Restore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[BackupRestoreRequest, BackupRestoreResponse], error)
+}
+
+type backupClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewBackupClient(cc grpc.ClientConnInterface) BackupClient {
+	return &backupClient{cc}
+}
+
+func (c *backupClient) Create(ctx context.Context, in *BackupCreateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupCreateResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backup_ServiceDesc.Streams[0], Backup_Create_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupCreateRequest, BackupCreateResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backup_CreateClient = grpc.ServerStreamingClient[BackupCreateResponse]
+
+func (c *backupClient) List(ctx context.Context, in *BackupListRequest, opts ...grpc.CallOption) (*BackupListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BackupListResponse)
+	err := c.cc.Invoke(ctx, Backup_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backupClient) Verify(ctx context.Context, in *BackupVerifyRequest, opts ...grpc.CallOption) (*BackupInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BackupInfo)
+	err := c.cc.Invoke(ctx, Backup_Verify_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backupClient) Delete(ctx context.Context, in *BackupDeleteRequest, opts ...grpc.CallOption) (*BackupDeleteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BackupDeleteResponse)
+	err := c.cc.Invoke(ctx, Backup_Delete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backupClient) Download(ctx context.Context, in *BackupDownloadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backup_ServiceDesc.Streams[1], Backup_Download_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupDownloadRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backup_DownloadClient = grpc.ServerStreamingClient[BackupChunk]
+
+func (c *backupClient) Restore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[BackupRestoreRequest, BackupRestoreResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backup_ServiceDesc.Streams[2], Backup_Restore_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRestoreRequest, BackupRestoreResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backup_RestoreClient = grpc.ClientStreamingClient[BackupRestoreRequest, BackupRestoreResponse]
+
+// BackupServer is the server API for Backup service.
+// All implementations must embed UnimplementedBackupServer
+// for forward compatibility.
+//
+// Backup takes, lists, checks and restores backups: consistent copies of the
+// replicated state made from a raft snapshot, in the file format of package
+// backup. A node keeps the backups it took in its --backup-dir.
+type BackupServer interface {
+	// Create takes a fresh raft snapshot and turns it into a backup. Only the
+	// leader serves it unless allow_stale is set. The stream sends progress
+	// messages, then, when download is set, the backup file in chunks (it is
+	// not kept on the node), and ends with the backup's info.
+	Create(*BackupCreateRequest, grpc.ServerStreamingServer[BackupCreateResponse]) error
+	// List lists the backups in this node's backup directory.
+	List(context.Context, *BackupListRequest) (*BackupListResponse, error)
+	// Verify reads one stored backup completely and checks every checksum,
+	// size and count. It does not touch the replicated state.
+	Verify(context.Context, *BackupVerifyRequest) (*BackupInfo, error)
+	// Delete deletes one stored backup.
+	Delete(context.Context, *BackupDeleteRequest) (*BackupDeleteResponse, error)
+	// Download streams one stored backup file.
+	Download(*BackupDownloadRequest, grpc.ServerStreamingServer[BackupChunk]) error
+	// Restore replaces the whole replicated state by a backup, through raft
+	// (raft.Restore): every node ends up with exactly the backup's data, and
+	// every write after the backup is lost. Only the leader serves it. The
+	// first message carries the options, the following ones the backup file.
+	// The file is received and verified completely before anything changes:
+	// an interrupted upload or a bad file changes nothing.
+	Restore(grpc.ClientStreamingServer[BackupRestoreRequest, BackupRestoreResponse]) error
+	mustEmbedUnimplementedBackupServer()
+}
+
+// UnimplementedBackupServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedBackupServer struct{}
+
+func (UnimplementedBackupServer) Create(*BackupCreateRequest, grpc.ServerStreamingServer[BackupCreateResponse]) error {
+	return status.Error(codes.Unimplemented, "method Create not implemented")
+}
+func (UnimplementedBackupServer) List(context.Context, *BackupListRequest) (*BackupListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedBackupServer) Verify(context.Context, *BackupVerifyRequest) (*BackupInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
+}
+func (UnimplementedBackupServer) Delete(context.Context, *BackupDeleteRequest) (*BackupDeleteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Delete not implemented")
+}
+func (UnimplementedBackupServer) Download(*BackupDownloadRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Error(codes.Unimplemented, "method Download not implemented")
+}
+func (UnimplementedBackupServer) Restore(grpc.ClientStreamingServer[BackupRestoreRequest, BackupRestoreResponse]) error {
+	return status.Error(codes.Unimplemented, "method Restore not implemented")
+}
+func (UnimplementedBackupServer) mustEmbedUnimplementedBackupServer() {}
+func (UnimplementedBackupServer) testEmbeddedByValue()                {}
+
+// UnsafeBackupServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to BackupServer will
+// result in compilation errors.
+type UnsafeBackupServer interface {
+	mustEmbedUnimplementedBackupServer()
+}
+
+func RegisterBackupServer(s grpc.ServiceRegistrar, srv BackupServer) {
+	// If the following call panics, it indicates UnimplementedBackupServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Backup_ServiceDesc, srv)
+}
+
+func _Backup_Create_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupCreateRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackupServer).Create(m, &grpc.GenericServerStream[BackupCreateRequest, BackupCreateResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backup_CreateServer = grpc.ServerStreamingServer[BackupCreateResponse]
+
+func _Backup_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BackupListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackupServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backup_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackupServer).List(ctx, req.(*BackupListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backup_Verify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BackupVerifyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackupServer).Verify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backup_Verify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackupServer).Verify(ctx, req.(*BackupVerifyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backup_Delete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BackupDeleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackupServer).Delete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backup_Delete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackupServer).Delete(ctx, req.(*BackupDeleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backup_Download_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupDownloadRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackupServer).Download(m, &grpc.GenericServerStream[BackupDownloadRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backup_DownloadServer = grpc.ServerStreamingServer[BackupChunk]
+
+func _Backup_Restore_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BackupServer).Restore(&grpc.GenericServerStream[BackupRestoreRequest, BackupRestoreResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backup_RestoreServer = grpc.ClientStreamingServer[BackupRestoreRequest, BackupRestoreResponse]
+
+// Backup_ServiceDesc is the grpc.ServiceDesc for Backup service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Backup_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "raftkv.api.v1.Backup",
+	HandlerType: (*BackupServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "List",
+			Handler:    _Backup_List_Handler,
+		},
+		{
+			MethodName: "Verify",
+			Handler:    _Backup_Verify_Handler,
+		},
+		{
+			MethodName: "Delete",
+			Handler:    _Backup_Delete_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Create",
+			Handler:       _Backup_Create_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Download",
+			Handler:       _Backup_Download_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Restore",
+			Handler:       _Backup_Restore_Handler,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "kv.proto",
+}

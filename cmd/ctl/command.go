@@ -58,6 +58,7 @@ func (s commandSpec) printUsage(w io.Writer, fs *flag.FlagSet) {
 type env struct {
 	stdin   io.Reader
 	stdout  io.Writer
+	stderr  io.Writer // progress and warnings; may be nil (discard)
 	globals *globalOptions
 	cli     *client.Client
 }

@@ -11,7 +11,9 @@
 // command name.
 //
 // Exit codes: 0 success, 1 error, 2 usage error (unknown command, bad flag,
-// wrong arguments), 3 key not found (get of a missing key).
+// wrong arguments), 3 key not found (get of a missing key) or backup not
+// found, 4 not a valid backup file, 5 restore refused (a backup of another
+// cluster without --force).
 //
 // # Structure
 //
@@ -25,6 +27,9 @@
 //
 // raftkvctl is an online tool: it talks to the cluster only through package
 // client and api/kvpb, and must never import server packages (node,
-// transport, fsm). Offline commands (backups, data directories) belong in a
-// separate tool, as etcd splits etcdctl and etcdutl.
+// transport, fsm). The only offline commands are `backup verify FILE` and
+// `backup restore FILE --data-dir DIR`: they touch only files, through
+// package backup (standard library and raft only, never server code), and
+// live in backup_offline.go, apart from the online backup commands, as etcd
+// splits etcdctl and etcdutl.
 package main

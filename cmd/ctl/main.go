@@ -27,7 +27,7 @@ const defaultEndpoints = "127.0.0.1:7001,127.0.0.1:7011,127.0.0.1:7021"
 const endpointsEnv = "RAFTKV_ENDPOINTS"
 
 // commands lists every subcommand in the order --help shows them.
-var commands = []commandSpec{putSpec, getSpec, delSpec, scanSpec, txnSpec, statusSpec, hashSpec, memberSpec, leaderSpec}
+var commands = []commandSpec{putSpec, getSpec, delSpec, scanSpec, txnSpec, statusSpec, hashSpec, memberSpec, leaderSpec, backupSpec}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -110,7 +110,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.fail("", usageErrorf("unknown command %q", name))
 	}
 
-	e := &env{stdin: a.stdin, stdout: a.stdout, globals: &g}
+	e := &env{stdin: a.stdin, stdout: a.stdout, stderr: a.stderr, globals: &g}
 	cmd := spec.new(e)
 	fs := cmd.flags()
 	globalArgs, cmdArgs, positional := splitArgs(rest, gfs, fs)
@@ -128,7 +128,11 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return a.fail(name, err)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	timeout := g.timeout
+	if lr, ok := cmd.(longRunning); ok && !flagSet(gfs, "timeout") {
+		timeout = lr.defaultTimeout(positional)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := cmd.run(ctx, positional)
 	if cerr := e.close(); err == nil && cerr != nil {
@@ -159,11 +163,14 @@ func (a *app) fail(cmd string, err error) int {
 // exitCode maps a command's error to the documented exit code.
 func exitCode(err error) int {
 	var ue *usageError
+	var ec exitCoder
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &ec):
+		return ec.exitCode()
 	case errors.Is(err, errKeyNotFound):
 		return exitNotFound
 	}
@@ -212,7 +219,9 @@ Exit codes:
   0  success (txn exits 0 whether or not its condition held)
   1  error (no reachable node, server error, write outcome unknown, ...)
   2  usage error (unknown command, bad flag, wrong arguments)
-  3  key not found (get)
+  3  key not found (get), backup not found (backup)
+  4  not a valid backup: corrupt, truncated, foreign or newer format (backup)
+  5  refused: a backup of another cluster without --force (backup restore)
 
 Run 'raftkvctl COMMAND --help' for a command's flags.
 `)
