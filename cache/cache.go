@@ -206,12 +206,12 @@ func (c *Cache) fill(key []byte, e Entry, readAt, epoch uint64, shared bool) boo
 		return false
 	}
 	through, ok := c.fence.check(key, readAt)
-	size := itemSize(string(key), e)
+	k := string(key)
+	size := itemSize(k, e)
 	if !ok || size > c.q.maxItem() {
 		c.stats.FillsRejected++
 		return false
 	}
-	k := string(key)
 	if old, ok := c.q.peek(k); ok {
 		_, current := c.fence.check(key, old.validAt)
 		switch {

@@ -185,7 +185,7 @@ func TestTTL(t *testing.T) {
 // keys read once; a key evicted from the recent queue and filled again soon
 // is remembered (ghost) and goes straight to the frequent queue.
 func TestEvictionOrder(t *testing.T) {
-	// Each entry costs entryOverhead + 8 (key) + 24 (value) = 240 bytes.
+	// Each entry costs entryOverhead + 8 (key) + 24 (value) bytes.
 	val := make([]byte, 24)
 	per := itemSize("key/0000", Entry{Value: val})
 	fill := func(c *Cache, i int) {

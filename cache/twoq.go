@@ -7,13 +7,14 @@ import (
 )
 
 // Cost model. These are estimates of the heap an entry really holds, so
-// that MaxBytes bounds memory, not just payload: the item struct (~96 B), the
-// list element simplelru keeps per key (~80 B) and a map slot with its share
-// of unused buckets (~32 B). BenchmarkCacheMemory checks the estimate
-// against the heap.
+// that MaxBytes bounds memory, not just payload: the item struct (112 B
+// size class), the list element simplelru keeps per key (80 B) and a map
+// slot with its share of a map that grows by doubling (~48 B), plus
+// rounding of the key and value allocations. BenchmarkCacheMemory checks the
+// estimate against the Go heap.
 const (
-	entryOverhead = 208
-	ghostOverhead = 112
+	entryOverhead = 256
+	ghostOverhead = 128
 )
 
 // Shares of MaxBytes, as in the 2Q paper (Johnson & Shasha, VLDB '94) and
