@@ -487,8 +487,10 @@ func (c *cluster) others(i int) []int {
 	return o
 }
 
-// waitReady waits for a leader and for every node to know the leader's gRPC
-// address, so that writes sent to followers can be forwarded.
+// waitReady waits for a leader, for every node to know the leader's gRPC
+// address (so writes sent to followers can be forwarded), and for every
+// node's own registration to be applied (so no SetMember entry is still to
+// come).
 func (c *cluster) waitReady() {
 	c.t.Helper()
 	if _, err := c.leader(); err != nil {
@@ -502,6 +504,17 @@ func (c *cluster) waitReady() {
 			}
 			if st.GetLeaderGrpcAddr() == "" {
 				return fmt.Errorf("%s does not know the leader's gRPC address yet", p.id)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		ml, err := c.admin.MemberList(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range ml.GetMembers() {
+			if m.GetGrpcAddr() == "" {
+				return fmt.Errorf("%s has not registered its gRPC address yet", m.GetId())
 			}
 		}
 		return nil

@@ -53,6 +53,23 @@ type scenarioRun struct {
 	w   *workload
 	rng *rand.Rand
 	log *slog.Logger
+	// recover is the longest time from the end of a fault to the first
+	// acknowledged write.
+	recover time.Duration
+}
+
+// healed is called right after a round ended its fault (healed the links,
+// resumed or restarted the nodes): it waits until a write is acknowledged,
+// records how long that took (the scenario's time to recover is the longest
+// of its rounds), then waits until all nodes agree on the leader.
+func (s *scenarioRun) healed() {
+	s.t.Helper()
+	start := time.Now()
+	if err := probeWrite(s.c); err != nil {
+		s.t.Fatalf("liveness: no write acknowledged %s after the fault ended: %v", leaderTimeout, err)
+	}
+	s.recover = max(s.recover, time.Since(start))
+	s.c.mustLeader()
 }
 
 // pick returns a random element of xs.
@@ -198,7 +215,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64) {
 	if err := probeWrite(c); err != nil {
 		t.Errorf("liveness: no write acknowledged %s after healing: %v", leaderTimeout, err)
 	}
-	r.recover = time.Since(healed)
+	r.recover = max(time.Since(healed), s.recover)
 	waitFor(afterHeal)
 	w.stop()
 	stopped = true

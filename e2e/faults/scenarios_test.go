@@ -25,7 +25,7 @@ var scenarios = []scenario{
 		s.c.kill(l)
 		waitFor(3 * time.Second)
 		s.c.start(l)
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 	{name: "F2", title: "kill a follower until it needs a snapshot", rounds: 1, run: killFollowerPastCompaction},
@@ -38,7 +38,7 @@ var scenarios = []scenario{
 		for _, f := range s.c.others(l) {
 			s.c.start(f)
 		}
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 	{name: "F4", title: "isolate the leader", rounds: 2, run: func(s *scenarioRun, _ int) {
@@ -46,7 +46,7 @@ var scenarios = []scenario{
 		s.c.isolate(l)
 		waitFor(6 * time.Second)
 		s.c.setAllLinks(linkFaults{})
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 	{name: "F5", title: "asymmetric: leader->followers blackholed", rounds: 1, run: func(s *scenarioRun, _ int) {
@@ -57,7 +57,7 @@ var scenarios = []scenario{
 		s.log.Info("blackholed the leader's outgoing links", "leader", s.c.nodes[l].id)
 		waitFor(8 * time.Second)
 		s.c.setAllLinks(linkFaults{})
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 	{name: "F6", title: "bridge: A-C cut, B sees both", rounds: 2, run: func(s *scenarioRun, round int) {
@@ -74,7 +74,7 @@ var scenarios = []scenario{
 		s.log.Info("bridge partition", "bridge", s.c.nodes[b].id, "cut", s.c.nodes[a].id+"<->"+s.c.nodes[c].id)
 		waitFor(8 * time.Second)
 		s.c.setAllLinks(linkFaults{})
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 	{name: "F7", title: "SIGSTOP the leader 5s, then a follower", rounds: 2, run: func(s *scenarioRun, round int) {
@@ -86,7 +86,7 @@ var scenarios = []scenario{
 		s.c.signal(target, syscall.SIGSTOP)
 		waitFor(5 * time.Second)
 		s.c.signal(target, syscall.SIGCONT)
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 	{name: "F8", title: "delay 75±50ms on all links, then 30% drop", rounds: 2, run: func(s *scenarioRun, round int) {
@@ -97,7 +97,7 @@ var scenarios = []scenario{
 		}
 		waitFor(10 * time.Second)
 		s.c.setAllLinks(linkFaults{})
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 	{name: "F9", title: "kill -9 all three mid-load, restart", rounds: 2, run: func(s *scenarioRun, _ int) {
@@ -108,7 +108,7 @@ var scenarios = []scenario{
 		for i := range s.c.nodes {
 			s.c.start(i)
 		}
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 	{name: "F10", title: "crash at persistence boundaries (failpoints)", rounds: 2, run: func(s *scenarioRun, round int) {
@@ -121,7 +121,7 @@ var scenarios = []scenario{
 		case 1:
 			crashAt(s, s.pick(s.c.others(l)), failpoint.FSMSnapshotPersist)
 		}
-		s.c.mustLeader()
+		s.healed()
 		waitFor(2 * time.Second)
 	}},
 }
@@ -168,7 +168,7 @@ func killFollowerPastCompaction(s *scenarioRun, _ int) {
 	if err != nil {
 		s.t.Errorf("F2: %v", err)
 	}
-	s.c.mustLeader()
+	s.healed()
 	waitFor(2 * time.Second)
 }
 
