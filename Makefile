@@ -23,7 +23,7 @@ BENCHCOUNT ?= 1
 BENCHPKG   ?= ./...
 
 .PHONY: all help build test test-unit test-e2e test-faults fuzz vet cluster cluster-down \
-	cluster-status proto proto-check bench fmt-check clean
+	cluster-status proto proto-check bench fmt-check clean docker-build
 
 all: build
 
@@ -36,6 +36,7 @@ help:
 	@echo 'fuzz          run every fuzz target for FUZZTIME (default 1m) each'
 	@echo 'bench         benchmarks (BENCH, BENCHTIME, BENCHCOUNT, BENCHPKG)'
 	@echo 'cluster       start a local 3-node cluster (scripts/cluster.sh up)'
+	@echo 'docker-build  build the container image raftkv:dev (IMAGE=...) FROM scratch'
 	@echo 'cluster-down  stop it (WIPE=1 also deletes its data)'
 	@echo 'proto         regenerate protobuf code (scripts/genproto.sh)'
 	@echo 'proto-check   regenerate and fail if the committed code differs'
@@ -92,6 +93,12 @@ bench:
 
 cluster:
 	scripts/cluster.sh up
+
+# The image (Dockerfile, FROM scratch) holds the binaries `make build`
+# produces; docker-compose.yml runs three nodes from it.
+IMAGE ?= raftkv:dev
+docker-build: build
+	RAFTKV_BIN="$(CURDIR)/$(BIN)" RAFTKV_NO_BUILD=1 scripts/docker-build.sh $(IMAGE)
 
 cluster-down:
 	scripts/cluster.sh down $(if $(WIPE),--wipe)

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/raftkv/raftkv/cluster"
 	"github.com/raftkv/raftkv/fsm"
 )
 
@@ -46,7 +47,8 @@ type cacheStats struct {
 
 // gossipStats counts the gossip (memberlist) members this node knows by
 // state name ("alive", "failed", "left", as package cluster names them),
-// read when Prometheus scrapes (see metrics.setGossipSource).
+// read when Prometheus scrapes (see metrics.setGossipSource). nil means
+// gossip is off, and the metric is not exported.
 type gossipStats map[string]int
 
 // backupResult is the outcome of one backup, for metrics.recordBackup.
@@ -77,8 +79,8 @@ type metrics struct {
 	backupLastDur     prometheus.Gauge
 	backupLastSize    prometheus.Gauge
 
-	// cache and gossip are read at scrape time; nil until the cache or
-	// gossip membership is wired in (issue: cache, membership).
+	// cache and gossip are read at scrape time; nil until wired in
+	// (registerMetrics wires gossip; the cache wires itself).
 	cache  atomic.Pointer[func() cacheStats]
 	gossip atomic.Pointer[func() gossipStats]
 }
@@ -412,10 +414,28 @@ func (s *countingSink) Write(p []byte) (int, error) {
 // registerMetrics registers the node's collectors with its registry. It
 // runs once raft exists, because stateCollector reads it.
 func (n *Node) registerMetrics() error {
+	n.metrics.setGossipSource(n.gossipMembers)
 	for _, c := range n.metrics.collectors(n) {
 		if err := n.registry.Register(c); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	return nil
+}
+
+// gossipMembers counts the members this node's gossip knows by status, or
+// returns nil while gossip is off. It runs at scrape time, after New has
+// set n.cluster (the HTTP server starts after it).
+func (n *Node) gossipMembers() gossipStats {
+	if n.cluster == nil || !n.cluster.GossipEnabled() {
+		return nil
+	}
+	counts := gossipStats{}
+	for _, s := range []cluster.GossipStatus{cluster.GossipAlive, cluster.GossipFailed, cluster.GossipLeft} {
+		counts[s.String()] = 0
+	}
+	for _, m := range n.cluster.Members() {
+		counts[m.Status.String()]++
+	}
+	return counts
 }

@@ -2,9 +2,12 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"reflect"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -41,7 +44,70 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 	if level == hclog.Off {
 		return
 	}
-	h.logger.Log(context.Background(), toSlogLevel(level), msg, append(append([]any{}, h.args...), args...)...)
+	ctx := context.Background()
+	sl := toSlogLevel(level)
+	if !h.logger.Enabled(ctx, sl) {
+		return
+	}
+	h.logger.Log(ctx, sl, msg, slogArgs(append(append([]any{}, h.args...), args...))...)
+}
+
+// slogArgs turns hclog's key/value list into slog's:
+//   - hclog.Fmt values are formatted as hclog would;
+//   - fmt.Stringers are rendered (slog's JSON handler would print {} for
+//     structs with unexported fields, such as the *raft.Raft raft logs);
+//   - keys become STYLE.md §7's snake_case ("leader-address" becomes
+//     leader_address, "error" err, "index" raft_index);
+//   - raft's "command" (a whole RPC, which may carry log entries and so
+//     user values) is reduced to its type: no value bytes in logs.
+func slogArgs(args []any) []any {
+	out := make([]any, 0, len(args))
+	for i := 0; i < len(args); i += 2 {
+		key, ok := args[i].(string)
+		if !ok || i+1 == len(args) {
+			return append(out, args[i:]...) // slog reports these as !BADKEY
+		}
+		key = logKey(key)
+		v := args[i+1]
+		if key == "command" {
+			if f, ok := v.(hclog.Format); ok && len(f) == 2 {
+				v = f[1]
+			}
+			v = fmt.Sprintf("%T", v)
+		}
+		switch x := v.(type) {
+		case hclog.Format:
+			if len(x) > 0 {
+				if format, ok := x[0].(string); ok {
+					v = fmt.Sprintf(format, x[1:]...)
+				}
+			}
+		case error, slog.LogValuer:
+		case fmt.Stringer:
+			v = stringOf(x)
+		}
+		out = append(out, key, v)
+	}
+	return out
+}
+
+func logKey(k string) string {
+	switch k {
+	case "error":
+		return "err"
+	case "index":
+		return "raft_index"
+	}
+	return strings.ReplaceAll(k, "-", "_")
+}
+
+// stringOf calls String, guarding against nil pointers whose String
+// method dereferences them.
+func stringOf(s fmt.Stringer) string {
+	if v := reflect.ValueOf(s); v.Kind() == reflect.Pointer && v.IsNil() {
+		return "<nil>"
+	}
+	return s.String()
 }
 func (h *hclogAdapter) Trace(msg string, args ...interface{}) { h.Log(hclog.Trace, msg, args...) }
 func (h *hclogAdapter) Debug(msg string, args ...interface{}) { h.Log(hclog.Debug, msg, args...) }

@@ -132,8 +132,11 @@ func ClassifyForwardError(err error, write bool) error {
 		return err
 	}
 	// grpc-go reports a failure to connect (nothing sent) only through the
-	// message text; there is no typed error to test for.
-	if strings.Contains(st.Message(), "while dialing") || strings.Contains(st.Message(), "connection refused") {
+	// message text; there is no typed error to test for. A leader whose
+	// name stopped resolving (a killed container drops out of Docker's DNS)
+	// was never reached either.
+	if strings.Contains(st.Message(), "while dialing") || strings.Contains(st.Message(), "connection refused") ||
+		strings.Contains(st.Message(), "name resolver error") {
 		return fmt.Errorf("forward to leader: %w: %w", ErrNoLeader, err)
 	}
 	if write {
