@@ -82,8 +82,13 @@ var importRules = []importRule{
 	},
 	{
 		pkg:        "cmd/ctl",
-		onlyModule: []string{"api/kvpb", "client", "backup"},
-		why:        "raftkvctl talks gRPC (api/kvpb, client) and reads backups offline (backup); it must not link server code",
+		onlyModule: []string{"api/kvpb", "client", "backup", "migrate"},
+		why:        "raftkvctl talks gRPC (api/kvpb, client), reads backups offline (backup) and migrates data (migrate); it must not link server code",
+	},
+	{
+		pkg:        "migrate",
+		onlyModule: []string{"api/kvpb", "client"},
+		why:        "migrate moves data in and out of raftkv as a client: it may use the wire schema and the client library, never server code",
 	},
 	{
 		pkg:  "transport",
@@ -132,6 +137,16 @@ var importerRules = []importerRule{
 		pkg:       "node/nodetest",
 		importers: []string{},
 		why:       "nodetest is the in-process cluster harness; only tests use it",
+	},
+	{
+		pkg:       "migrate",
+		importers: []string{"cmd/ctl"},
+		why:       "migrate links the PostgreSQL and SQLite drivers; only raftkvctl carries them, never raftkvd",
+	},
+	{
+		pkg:       "migrate/migratetest",
+		importers: []string{},
+		why:       "migratetest starts PostgreSQL for tests; only tests use it",
 	},
 }
 
@@ -194,6 +209,18 @@ func TestRulesCatchForbiddenEdges(t *testing.T) {
 			want: []string{
 				"cluster → transport is forbidden: cluster reconciles",
 				"cluster → github.com/hashicorp/serf/serf is forbidden",
+			},
+		},
+		{
+			name: "migrate is a client and only raftkvctl links it",
+			graph: importGraph{
+				"migrate":  {kv, module + "/client", module + "/store", "github.com/jackc/pgx/v5"},
+				"cmd/node": {module + "/migrate"},
+				"client":   {kv}, "store": nil,
+			},
+			want: []string{
+				"cmd/node → migrate is forbidden (only cmd/ctl",
+				"migrate → store is forbidden: migrate moves data",
 			},
 		},
 		{
