@@ -39,10 +39,12 @@ const namespace = "raftkv"
 // Prometheus) keeps the counters; node maps them to this struct and hands a
 // reader to metrics.setCacheSource.
 type cacheStats struct {
-	// Hits and Misses count lookups since the cache was created.
-	Hits, Misses uint64
-	// Bytes is the memory the cached entries account for.
-	Bytes int64
+	// Hits and Misses count lookups since the cache was created,
+	// Evictions entries dropped to stay within the memory bound.
+	Hits, Misses, Evictions uint64
+	// Bytes is the memory the cached entries account for, Entries their
+	// number.
+	Bytes, Entries int64
 }
 
 // gossipStats counts the gossip (memberlist) members this node knows by
@@ -79,8 +81,8 @@ type metrics struct {
 	backupLastDur     prometheus.Gauge
 	backupLastSize    prometheus.Gauge
 
-	// cache and gossip are read at scrape time; nil until wired in
-	// (registerMetrics wires gossip; the cache wires itself).
+	// cache and gossip are read at scrape time; registerMetrics wires
+	// both (each reports nothing, or zeros, while its feature is off).
 	cache  atomic.Pointer[func() cacheStats]
 	gossip atomic.Pointer[func() gossipStats]
 }
@@ -240,6 +242,10 @@ var (
 		"Read cache lookups that missed; 0 while the cache is off.")
 	descCacheBytes = newDesc("cache", "size_bytes",
 		"Memory accounted to the read cache's entries; 0 while the cache is off.")
+	descCacheEntries = newDesc("cache", "entries",
+		"Entries in the read cache; 0 while the cache is off.")
+	descCacheEvictions = newDesc("cache", "evictions_total",
+		"Read cache entries evicted to stay within its memory bound; 0 while the cache is off.")
 	descGossipMembers = newDesc("cluster", "gossip_members",
 		"Gossip (memberlist) members this node knows, by state; absent while gossip membership is off.", "state")
 	descBuildInfo = newDesc("", "build_info",
@@ -254,6 +260,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		descRaftState, descHasLeader, descTerm, descCommitIndex, descAppliedIndex,
 		descLastLogIndex, descLastSnapshotIndex, descLastContact, descSnapRestores,
 		descStoreSize, descStoreKeys, descCacheHits, descCacheMisses, descCacheBytes,
+		descCacheEntries, descCacheEvictions,
 		descGossipMembers, descBuildInfo,
 	} {
 		ch <- d
@@ -302,6 +309,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCacheHits, float64(cs.Hits))
 	counter(descCacheMisses, float64(cs.Misses))
 	gauge(descCacheBytes, float64(cs.Bytes))
+	gauge(descCacheEntries, float64(cs.Entries))
+	counter(descCacheEvictions, float64(cs.Evictions))
 
 	if f := c.m.gossip.Load(); f != nil {
 		for state, count := range (*f)() {
@@ -415,6 +424,7 @@ func (s *countingSink) Write(p []byte) (int, error) {
 // runs once raft exists, because stateCollector reads it.
 func (n *Node) registerMetrics() error {
 	n.metrics.setGossipSource(n.gossipMembers)
+	n.metrics.setCacheSource(n.localCacheStats)
 	for _, c := range n.metrics.collectors(n) {
 		if err := n.registry.Register(c); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
@@ -438,4 +448,16 @@ func (n *Node) gossipMembers() gossipStats {
 		counts[m.Status.String()]++
 	}
 	return counts
+}
+
+// localCacheStats reads the local (in-process) cache tier's counters, or
+// zeros while the cache is off. The Redis tier is left out: reading its
+// numbers costs a round trip to Redis, which a scrape must not wait on
+// (raftkvctl status shows them).
+func (n *Node) localCacheStats() cacheStats {
+	if n.cache == nil {
+		return cacheStats{}
+	}
+	s := n.cache.local.Stats()
+	return cacheStats{Hits: s.Hits, Misses: s.Misses, Evictions: s.Evictions, Bytes: s.Bytes, Entries: s.Entries}
 }

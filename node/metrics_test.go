@@ -135,6 +135,21 @@ func TestMetricsMoveWithEvents(t *testing.T) {
 		t.Errorf("follower raftkv_raft_commit_duration_seconds count = %v, want 0 (leader-only metric)", got)
 	}
 
+	// Reads go through the local read cache: the first fills it, the
+	// rest hit.
+	for i := 0; i < 3; i++ {
+		if _, err := cl.Get(ctxT(t, 5*time.Second), &kvpb.GetRequest{Key: []byte("metrics-key")}); err != nil {
+			t.Fatalf("get: %v", err)
+		}
+	}
+	afterGet := gather(t, c, leader)
+	if h, m := afterGet.value("raftkv_cache_hits_total", nil), afterGet.value("raftkv_cache_misses_total", nil); h < 1 || h+m < 3 {
+		t.Errorf("after 3 gets: raftkv_cache_hits_total = %v, raftkv_cache_misses_total = %v; want at least 1 hit and 3 lookups", h, m)
+	}
+	if e, b := afterGet.value("raftkv_cache_entries", nil), afterGet.value("raftkv_cache_size_bytes", nil); e < 1 || b <= 0 {
+		t.Errorf("raftkv_cache_entries = %v, raftkv_cache_size_bytes = %v; want the cached key counted", e, b)
+	}
+
 	// A rejected request is counted under its code.
 	_, err := cl.Put(ctxT(t, 5*time.Second), &kvpb.PutRequest{Key: nil, Value: []byte("v")})
 	if status.Code(err) != codes.InvalidArgument {
