@@ -305,8 +305,7 @@ func (c *cluster) waitExit(i int, timeout time.Duration) (*os.ProcessState, erro
 	return p.state, nil
 }
 
-// kill SIGKILLs node i (resuming it first if paused, which a kill does not
-// need, but keeps the bookkeeping simple) and waits for it to be gone.
+// kill SIGKILLs node i (paused or not) and waits for it to be gone.
 func (c *cluster) kill(i int) {
 	c.t.Helper()
 	c.signal(i, syscall.SIGKILL)
@@ -476,7 +475,7 @@ func (c *cluster) mustLeader() int {
 	return l
 }
 
-// followers returns the nodes other than i.
+// others returns the nodes other than i.
 func (c *cluster) others(i int) []int {
 	var o []int
 	for j := range c.nodes {
@@ -524,8 +523,9 @@ func (c *cluster) waitReady() {
 	}
 }
 
-// waitFor waits for d, or fails the test early if it ends. Schedules use it
-// to pace faults; it is never used to wait for a condition.
+// waitFor waits for d. Schedules use it to pace faults (how long a partition
+// lasts, how much load runs between faults); it never stands in for
+// waiting on a condition, which eventually does by polling.
 func waitFor(d time.Duration) { <-time.After(d) }
 
 // converge waits until every node reports the same applied index and state

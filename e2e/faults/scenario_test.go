@@ -115,8 +115,7 @@ func soak(t *testing.T) time.Duration {
 	return d
 }
 
-// testLogger logs through t.Log (shown for failing tests and with -v) and
-// into the cluster directory's scenario.log.
+// testLogger logs through t.Log (shown for failing tests and with -v).
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
