@@ -122,6 +122,18 @@ func (c *Cluster) Bootstrap(ctx context.Context) error {
 	}
 }
 
+// StartBootstrap runs Bootstrap in the background until it returns; Close
+// stops it and waits for it.
+func (c *Cluster) StartBootstrap() {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := c.Bootstrap(context.Background()); err != nil {
+			c.logger.Debug("bootstrap wait ended", "err", err)
+		}
+	}()
+}
+
 func (c *Cluster) bootstrapWith(ctx context.Context, servers []raft.Server) error {
 	want := map[string]string{}
 	members := map[string]Member{}

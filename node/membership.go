@@ -46,12 +46,8 @@ func (n *Node) newCluster(hasState bool) error {
 	n.cluster = c
 	c.Start()
 	if !hasState && n.cfg.Cluster.BootstrapExpect > 0 {
-		go func() {
-			// Ends when this node has raft state or the cluster closes.
-			if err := c.Bootstrap(context.Background()); err != nil {
-				n.logger.Debug("bootstrap wait ended", "err", err)
-			}
-		}()
+		// Ends when this node has raft state or the cluster closes.
+		c.StartBootstrap()
 	}
 	return nil
 }
