@@ -92,6 +92,35 @@ func (r *Reader) Extract(w io.Writer) error {
 	return nil
 }
 
+// VerifyChecksum reads the whole payload and checks only its size and
+// SHA-256 against the manifest, and that nothing follows it: it proves the
+// file holds the bytes its writer hashed, without decompressing them. Use
+// it where the writer already checked the snapshot (Prepare decodes it
+// while compressing), for example after a transfer; Verify is the complete
+// check.
+func (r *Reader) VerifyChecksum() error {
+	if r.used {
+		return errors.New("backup: payload already read")
+	}
+	r.used = true
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r.r, r.m.CompressedSize))
+	if err != nil {
+		return fmt.Errorf("%w: read payload: %w", ErrCorrupt, err)
+	}
+	if n != r.m.CompressedSize {
+		return fmt.Errorf("%w: truncated: payload is %d bytes, the manifest says %d", ErrCorrupt, n, r.m.CompressedSize)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != r.m.SHA256 {
+		return fmt.Errorf("%w: payload sha256 %s, the manifest says %s", ErrCorrupt, sum, r.m.SHA256)
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(r.r, one[:]); n > 0 {
+		return fmt.Errorf("%w: data after the payload", ErrCorrupt)
+	}
+	return nil
+}
+
 type extractStats struct {
 	payloadStats
 	raw int64 // decompressed bytes

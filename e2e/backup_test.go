@@ -256,6 +256,15 @@ func TestBackupUnderLoadRestoreAndOfflineRestore(t *testing.T) {
 		t.Fatalf("restore without --yes: exit %d, stderr %q; want %d, a refusal and the warning", code, errOut, exitUsage)
 	}
 	c.mustCtl(all, "backup", "restore", file, "--yes")
+	// Linearizable reads work on every node right away: they wait for the
+	// node's applied index to reach the leader's commit index, which the
+	// restore moved past the backup's own index.
+	for i := 1; i <= 3; i++ {
+		out := c.mustCtl(c.grpcAddr(i), "scan", "load/", "--count-only")
+		if !strings.Contains(out, b.Backup.KeyCount) {
+			t.Fatalf("linearizable count on node%d right after the restore: %q, want %s", i, out, b.Backup.KeyCount)
+		}
+	}
 	h := c.converged(t)
 	var want []*kvpb.KeyValue
 	for i := 1; i <= 3; i++ {

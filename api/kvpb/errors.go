@@ -36,7 +36,6 @@ const (
 	// ReasonBackupNotFound (code NotFound) means no backup has the id.
 	ReasonBackupNotFound = "BACKUP_NOT_FOUND"
 
-
 	// MetadataLeaderID is the ErrorInfo metadata key for the leader's id.
 	MetadataLeaderID = "leader_id"
 	// MetadataLeaderAddr is the ErrorInfo metadata key for the leader's gRPC address.

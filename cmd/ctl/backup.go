@@ -327,29 +327,41 @@ func (c *backupCommand) create(ctx context.Context) error {
 	return c.printInfo(info, c.out)
 }
 
-// finishDownload syncs the received backup, verifies it completely and
-// renames it to --out.
+// finishDownload syncs the received backup, checks it and renames it to
+// --out. The leader decoded and checked the snapshot while compressing it
+// and hashed what it compressed, so checking the manifest and the payload's
+// size and SHA-256 proves the file intact without decompressing it again
+// (`backup verify FILE` does the complete check).
 func (c *backupCommand) finishDownload(tmp *os.File, info *kvpb.BackupInfo) error {
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+		return fail(fmt.Errorf("sync %s: %w", tmp.Name(), err))
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fail(fmt.Errorf("rewind %s: %w", tmp.Name(), err))
+	}
+	r, err := backup.NewReader(tmp)
+	if err == nil {
+		err = r.VerifyChecksum()
+	}
+	if err != nil {
+		return fail(backupError(fmt.Errorf("received backup %s is damaged: %w", info.GetId(), err)))
+	}
+	if m := r.Manifest(); m.ID != info.GetId() || m.SHA256 != info.GetSha256() {
+		return fail(fmt.Errorf("received backup is %s, the server announced %s", m.ID, info.GetId()))
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp.Name(), err)
-	}
-	m, err := backup.VerifyFile(tmp.Name())
-	if err != nil {
-		os.Remove(tmp.Name())
-		return backupError(fmt.Errorf("received backup %s does not verify: %w", info.GetId(), err))
-	}
-	if m.ID != info.GetId() || m.SHA256 != info.GetSha256() {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("received backup is %s, the server announced %s", m.ID, info.GetId())
+		return fail(fmt.Errorf("close %s: %w", tmp.Name(), err))
 	}
 	if err := os.Rename(tmp.Name(), c.out); err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("rename backup into place: %w", err)
 	}
-	info.Status = "verified"
+	info.Status = "ok (sha256 checked)"
 	return nil
 }
 
