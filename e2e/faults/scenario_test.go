@@ -258,7 +258,8 @@ func runScenario(t *testing.T, sc scenario, seed uint64) {
 	}
 	switch {
 	case cr.ok:
-		t.Logf("W1: %d ops linearizable (checked in %s)", len(history), time.Since(checkStart).Round(time.Millisecond))
+		t.Logf("W1: %d ops linearizable (%d checked, %d unobserved indeterminate writes pruned; %s)",
+			len(history), cr.checked, cr.pruned, time.Since(checkStart).Round(time.Millisecond))
 	case cr.timedOut:
 		r.violations++
 		t.Errorf("W1: linearizability check timed out after %s (counts as a failure); visualization: %s", checkTimeout, cr.visual)
