@@ -47,6 +47,9 @@ type regOutput struct {
 	unknown bool
 }
 
+// checkTimeout bounds one porcupine check; a check that times out fails.
+const checkTimeout = 60 * time.Second
+
 // infinity is the return time of an operation whose outcome is unknown.
 const infinity = int64(math.MaxInt64)
 

@@ -28,9 +28,6 @@ var nodeArgs = []string{
 	"--log-level", "info",
 }
 
-// checkTimeout bounds one porcupine check; a check that times out fails.
-const checkTimeout = 60 * time.Second
-
 // afterHeal is how long the workload keeps running after the last fault
 // healed, so the history covers the recovery too.
 const afterHeal = 3 * time.Second
