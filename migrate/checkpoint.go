@@ -117,7 +117,12 @@ func (c *checkpoint) restore(sum *Summary) {
 	sum.Copied, sum.Skipped, sum.Failed, sum.Bytes = c.Copied, c.Skipped, c.Failed, c.Bytes
 	sum.TTLDropped = c.TTLDropped
 	maps.Copy(sum.SkippedBy, c.SkippedBy)
-	sum.SkippedKeys, sum.FailedKeys = c.SkippedKeys, c.FailedKeys
+	if c.SkippedKeys != nil {
+		sum.SkippedKeys = c.SkippedKeys
+	}
+	if c.FailedKeys != nil {
+		sum.FailedKeys = c.FailedKeys
+	}
 }
 
 func (c *checkpoint) elapsed() time.Duration {

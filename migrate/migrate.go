@@ -124,7 +124,8 @@ func (m *Migration) Stats() Stats {
 func (m *Migration) Run(ctx context.Context) (*Summary, error) {
 	m.started = time.Now()
 	cfg := m.cfg
-	sum := &Summary{Source: Redact(cfg.From), Target: Redact(cfg.To), DryRun: cfg.DryRun, SkippedBy: map[string]int64{}}
+	sum := &Summary{Source: Redact(cfg.From), Target: Redact(cfg.To), DryRun: cfg.DryRun, SkippedBy: map[string]int64{},
+		SkippedKeys: []KeyNote{}, FailedKeys: []KeyNote{}}
 
 	var ck *checkpoint
 	if cfg.Checkpoint != "" {

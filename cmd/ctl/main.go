@@ -27,7 +27,8 @@ const defaultEndpoints = "127.0.0.1:7001,127.0.0.1:7011,127.0.0.1:7021"
 const endpointsEnv = "RAFTKV_ENDPOINTS"
 
 // commands lists every subcommand in the order --help shows them.
-var commands = []commandSpec{putSpec, getSpec, delSpec, scanSpec, txnSpec, statusSpec, hashSpec, memberSpec, leaderSpec, backupSpec}
+var commands = []commandSpec{putSpec, getSpec, delSpec, scanSpec, txnSpec, statusSpec, hashSpec, memberSpec, leaderSpec, backupSpec,
+	migrateSpec, exportSpec, importSpec}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -222,6 +223,7 @@ Exit codes:
   3  key not found (get), backup not found (backup)
   4  not a valid backup: corrupt, truncated, foreign or newer format (backup)
   5  refused: a backup of another cluster without --force (backup restore)
+  6  finished, but records failed or --verify found differences (migrate, export, import)
 
 Run 'raftkvctl COMMAND --help' for a command's flags.
 `)

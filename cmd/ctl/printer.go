@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/raftkv/raftkv/api/kvpb"
+	"github.com/raftkv/raftkv/migrate"
 )
 
 // printer writes command results to stdout in one output format (-o). Each
@@ -24,6 +25,9 @@ type printer interface {
 	// (op) of server id.
 	memberChange(op, id string, r *kvpb.MemberChangeResponse) error
 	leaderTransfer(*kvpb.LeaderTransferResponse) error
+	// migrate prints the summary of migrate, export or import, also one
+	// that comes with an error.
+	migrate(*migrate.Summary) error
 }
 
 // scanView says which columns a scan asked for.
