@@ -11,7 +11,10 @@
 //     (adding a default when there is none), calls the consumer-declared KV,
 //     Admin and Internal interfaces (implemented by package node), and maps
 //     the returned error to a gRPC status exactly once (see errors.go).
-//     Peers dials other nodes for leader forwarding.
+//     Peers dials other nodes for leader forwarding. The same port serves
+//     the standard gRPC health service (the KV service's status is the
+//     node's readiness, set through SetServing), server reflection, and
+//     per-method request metrics (observe.go).
 //
 // transport owns the client-visible error vocabulary (ErrNoLeader,
 // NotLeaderError, ErrOutcomeUnknown, ErrInvalidArgument): node returns these
