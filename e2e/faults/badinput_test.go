@@ -449,7 +449,20 @@ func TestCorruptSnapshot(t *testing.T) {
 	if err != nil || len(snaps) == 0 {
 		t.Fatalf("no snapshot on disk: %v", err)
 	}
-	newest := snaps[len(snaps)-1] // ids sort by term, index, time
+	// Snapshot ids are term-index-millis; the newest has the highest.
+	newest, best := "", [3]uint64{}
+	for _, p := range snaps {
+		var id [3]uint64
+		if _, err := fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d-%d-%d", &id[0], &id[1], &id[2]); err != nil {
+			continue
+		}
+		if newest == "" || id[0] > best[0] || id[0] == best[0] && (id[1] > best[1] || id[1] == best[1] && id[2] > best[2]) {
+			newest, best = p, id
+		}
+	}
+	if newest == "" {
+		t.Fatalf("no snapshot id parses among %v", snaps)
+	}
 	b, err := os.ReadFile(newest)
 	if err != nil {
 		t.Fatal(err)
