@@ -261,7 +261,13 @@ type statsResult struct {
 // fetchAll asks every server in want (id → grpc address, possibly empty)
 // for its stats, concurrently, within StatsTimeout.
 func (c *Cluster) fetchAll(ctx context.Context, want map[string]string) map[string]statsResult {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.StatsTimeout)
+	timeout := c.cfg.StatsTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		// Leave the caller time to use the answers: a server that doesn't
+		// answer becomes a row with an error, not a failed member list.
+		timeout = min(timeout, time.Until(dl)*3/4)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := make(map[string]statsResult, len(want))
 	var mu sync.Mutex
