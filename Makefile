@@ -22,15 +22,16 @@ BENCHTIME  ?= 1s
 BENCHCOUNT ?= 1
 BENCHPKG   ?= ./...
 
-.PHONY: all help build test test-unit test-e2e test-faults fuzz vet cluster cluster-down \
+.PHONY: all help build test test-unit test-migrate test-e2e test-faults fuzz vet cluster cluster-down \
 	cluster-status proto proto-check bench fmt-check clean docker-build
 
 all: build
 
 help:
 	@echo 'build         build bin/raftkvd and bin/raftkvctl (static, CGO_ENABLED=0)'
-	@echo 'test          go vet, unit tests with -race, then the e2e suite (the CI test command)'
+	@echo 'test          go vet, unit tests with -race, the migration round trips, then the e2e suite (the CI test command)'
 	@echo 'test-unit     go vet and go test -race ./... (no e2e)'
+	@echo 'test-migrate  the 100k-record migration round trips, without -race (migrate/)'
 	@echo 'test-e2e      build, then go test -tags e2e ./e2e/...'
 	@echo 'test-faults   build, then only the fault-injection suite e2e/faults (docs/faults.md)'
 	@echo 'fuzz          run every fuzz target for FUZZTIME (default 1m) each'
@@ -52,11 +53,17 @@ build:
 vet:
 	$(GO) vet ./...
 
-test: test-unit test-e2e
+test: test-unit test-migrate test-e2e
 
 # The race detector needs cgo (and so gcc), whatever the release build uses.
 test-unit: vet
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(UNIT_TIMEOUT) $(TESTFLAGS) ./...
+
+# The migration round trips move 100k records through in-process clusters.
+# Under the race detector (test-unit) they move 5k, so here they run again at
+# full size without it.
+test-migrate:
+	$(GO) test -count=1 -p 1 -timeout $(UNIT_TIMEOUT) -run 'TestRoundTrips' $(TESTFLAGS) ./migrate/
 
 # e2e/ drives real raftkvd processes, so the binaries are built first. Until
 # the suite has test files the target says so and succeeds. -p 1: the e2e

@@ -13,7 +13,13 @@
 // Exit codes: 0 success, 1 error, 2 usage error (unknown command, bad flag,
 // wrong arguments), 3 key not found (get of a missing key) or backup not
 // found, 4 not a valid backup file, 5 restore refused (a backup of another
-// cluster without --force).
+// cluster without --force), 6 a migration (migrate, export, import) ran to
+// the end but records failed or --verify found differences.
+//
+// migrate, export and import are thin wrappers around package migrate,
+// which is the only place the PostgreSQL, SQLite and Redis drivers are
+// linked from (never into raftkvd). They run until done (--timeout is then a
+// deadline for the whole run, --request-timeout one per request).
 //
 // # Structure
 //
