@@ -173,9 +173,14 @@ func TestCacheConcurrentMonotonic(t *testing.T) {
 	leaderCl := c.Client()
 	var acked [hotKeys]atomic.Int64 // highest acknowledged mod revision per key
 	hot := func(k int) []byte { return fmt.Appendf(nil, "hot/%d", k) }
+	var initRev int64
 	for k := 0; k < hotKeys; k++ {
-		acked[k].Store(mustPut(t, leaderCl, string(hot(k)), "init"))
+		initRev = mustPut(t, leaderCl, string(hot(k)), "init")
+		acked[k].Store(initRev)
 	}
+	// Serializable readers on followers must not start before the keys
+	// exist there; from then on no hot key is ever deleted.
+	c.WaitForApplied(uint64(initRev))
 
 	deadline := time.Now().Add(duration)
 	var (
