@@ -177,6 +177,20 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hlog,
+		// 1 turns raft's pipelined replication off. Its pipeline can
+		// deadlock (hashicorp/raft#612): when a response with a newer term
+		// or Success=false ends pipelineDecode, the send loop may still
+		// issue one more AppendEntries, which parks on the pipeline's
+		// in-progress channel while the response decoder parks on the done
+		// channel nobody reads; the deferred pipeline.Close never runs. The
+		// replication goroutine is then stuck for good: a follower gets no
+		// more entries (heartbeats still flow, so no election heals it),
+		// and raft.Shutdown waits for that goroutine forever. The fault
+		// suite hit the shutdown hang after healing an isolated leader
+		// (e2e/faults F4). Without pipelining each follower has one
+		// AppendEntries in flight, each carrying up to MaxAppendEntries
+		// entries.
+		MaxRPCsInFlight: 1,
 	}
 	if len(cfg.RaftPeerOverrides) > 0 {
 		ntc.ServerAddressProvider = newPeerOverrides(cfg.ID, adv.String(), cfg.RaftPeerOverrides)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -40,5 +41,22 @@ func TestParsePeerOverrides(t *testing.T) {
 	cfg.RaftPeerOverrides = map[string]string{cfg.ID: "127.0.0.1:1"}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "raft peer override") {
 		t.Errorf("Validate with an override for this node = %v, want a raft peer override error", err)
+	}
+}
+
+// TestPipelineReplicationOff pins MaxRPCsInFlight 1: raft's pipelined
+// replication can deadlock (see New), so the transport must refuse to
+// pipeline.
+func TestPipelineReplicationOff(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.GRPCAddr, cfg.RaftAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	n, err := New(cfg, Deps{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer n.Close()
+	if _, err := n.raftTrans.AppendEntriesPipeline("peer", "127.0.0.1:1"); !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		t.Fatalf("AppendEntriesPipeline = %v, want raft.ErrPipelineReplicationNotSupported", err)
 	}
 }
