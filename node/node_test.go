@@ -23,13 +23,22 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// put writes k=v and returns its revision. A put whose outcome is unknown
+// (leadership lost mid-commit on a loaded machine) is repeated: writing the
+// same value again is idempotent for these tests, and only the acknowledged
+// write counts.
 func put(t *testing.T, cl *client.Client, k, v string) int64 {
 	t.Helper()
-	resp, err := cl.Put(ctxT(t, 10*time.Second), &kvpb.PutRequest{Key: []byte(k), Value: []byte(v)})
-	if err != nil {
-		t.Fatalf("put %q: %v", k, err)
+	for attempt := 1; ; attempt++ {
+		resp, err := cl.Put(ctxT(t, 10*time.Second), &kvpb.PutRequest{Key: []byte(k), Value: []byte(v)})
+		if err == nil {
+			return resp.GetHeader().GetRevision()
+		}
+		if !errors.Is(err, client.ErrOutcomeUnknown) || attempt == 3 {
+			t.Fatalf("put %q (attempt %d): %v", k, attempt, err)
+		}
+		t.Logf("put %q: outcome unknown, repeating: %v", k, err)
 	}
-	return resp.GetHeader().GetRevision()
 }
 
 func getLocal(t *testing.T, c *nodetest.Cluster, i int, k string) (string, bool) {

@@ -55,9 +55,12 @@ func ProductionTimings() node.Config { return node.DefaultConfig() }
 // node.DefaultConfig with raft timeouts short enough for tests.
 func TestConfig() node.Config {
 	cfg := node.DefaultConfig()
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+	// Short enough that elections take well under a second, long enough
+	// that a leader on a loaded 2-core CI machine running -race tests does
+	// not lose its lease between heartbeats.
+	cfg.HeartbeatTimeout = 500 * time.Millisecond
+	cfg.ElectionTimeout = 500 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 250 * time.Millisecond
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.SnapshotInterval = 100 * time.Millisecond
 	cfg.HTTPAddr = ""
