@@ -271,3 +271,30 @@ func TestOnlyIfChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedLineIntoRaftkv imports a dump whose line 2500 is broken into
+// a cluster in batches of 1000: exactly lines 1-2499 are in the cluster
+// afterwards, and the error names line 2500.
+func TestMalformedLineIntoRaftkv(t *testing.T) {
+	c := nodetest.NewCluster(t, 3)
+	recs := dataset(4000, false)
+	var buf []byte
+	for i, r := range recs {
+		if i == 2499 {
+			buf = append(buf, `{"key":"aw==","value":"dg==","colour":"red"}`+"\n"...)
+			continue
+		}
+		buf = appendLine(buf, r)
+	}
+	path := filepath.Join(t.TempDir(), "bad.jsonl")
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config("file:"+path, raftkvURL(c))
+	cfg.Verify = false
+	_, err := runErr(t, cfg)
+	if err == nil || !strings.Contains(err.Error(), "line 2500") || !strings.Contains(err.Error(), "colour") {
+		t.Fatalf("import = %v, want an error naming line 2500 and the unknown field", err)
+	}
+	sameRecords(t, "cluster after the bad line", recs[:2499], "", readAll(t, raftkvURL(c), "", nil))
+}

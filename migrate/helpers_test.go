@@ -25,8 +25,8 @@ func TestMain(m *testing.M) { os.Exit(migratetest.Main(m)) }
 
 // dataset builds n records with the shapes a migration must carry intact:
 // ASCII keys, keys with bytes that are not UTF-8, binary values of random
-// length, empty values every 1000th record and, when big, eight values of
-// exactly 1 MiB. Keys are distinct and sorted.
+// length, empty values every 1000th record and, when big, bigValues values
+// of exactly 1 MiB. Keys are distinct and sorted.
 func dataset(n int, big bool) []Record {
 	rng := rand.New(rand.NewPCG(8, uint64(n)))
 	recs := make([]Record, n)
@@ -44,7 +44,7 @@ func dataset(n int, big bool) []Record {
 		if i%1000 == 7 {
 			v = []byte{}
 		}
-		if big && i%(n/8) == 3 {
+		if big && i%(n/bigValues) == 3 {
 			v = bytes.Repeat([]byte{byte(i), 0xff, 0x00, 'x'}, 1<<18) // exactly 1 MiB
 		}
 		recs[i] = Record{Key: k, Value: v}

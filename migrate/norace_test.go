@@ -2,5 +2,8 @@
 
 package migrate
 
-// roundTripKeys is the size of the round trips (see race_test.go).
-const roundTripKeys = 100_000
+// The size of the round trips (see race_test.go).
+const (
+	roundTripKeys = 100_000
+	bigValues     = 8
+)

@@ -53,7 +53,9 @@ func Main(m *testing.M) int {
 	mu.Lock()
 	defer mu.Unlock()
 	if pgShared != nil {
-		pgShared.stop()
+		if err := pgShared.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "migratetest:", err)
+		}
 	}
 	return code
 }
@@ -85,7 +87,6 @@ type postgres struct {
 	port int
 	bin  string
 	run  []string // prefix that runs a command as the server's user
-	log  func(format string, args ...any)
 }
 
 // pgBin finds the directory of initdb and pg_ctl: PATH first, then the
@@ -110,7 +111,7 @@ func pgBin() (string, error) {
 	return "", errors.New("initdb and pg_ctl not found in PATH or /usr/lib/postgresql/*/bin (apt-get install postgresql)")
 }
 
-func startPostgres(t testing.TB) (*postgres, error) {
+func startPostgres() (*postgres, error) {
 	bin, err := pgBin()
 	if err != nil {
 		return nil, err
@@ -119,7 +120,7 @@ func startPostgres(t testing.TB) (*postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &postgres{dir: dir, bin: bin, log: t.Logf}
+	p := &postgres{dir: dir, bin: bin}
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root: run it as the postgres user
 		// that the Debian package creates.
@@ -170,11 +171,12 @@ func (p *postgres) cmd(name string, args ...string) *exec.Cmd {
 	return c
 }
 
-func (p *postgres) stop() {
+func (p *postgres) stop() error {
+	defer os.RemoveAll(p.dir)
 	if out, err := p.cmd("pg_ctl", "-D", filepath.Join(p.dir, "data"), "-m", "immediate", "-w", "stop").CombinedOutput(); err != nil {
-		p.log("pg_ctl stop: %v\n%s", err, out)
+		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
 	}
-	os.RemoveAll(p.dir)
+	return nil
 }
 
 func (p *postgres) url(db string) string {
@@ -189,11 +191,15 @@ func Postgres(t testing.TB) string {
 	p := pgShared
 	var err error
 	if p == nil {
-		p, err = startPostgres(t)
+		p, err = startPostgres()
 		if err == nil && shared {
 			pgShared = p
 		} else if err == nil {
-			t.Cleanup(p.stop)
+			t.Cleanup(func() {
+				if err := p.stop(); err != nil {
+					t.Error(err)
+				}
+			})
 		}
 	}
 	mu.Unlock()
