@@ -52,12 +52,14 @@ type checkpoint struct {
 
 // jobID identifies what a migration copies, so that a checkpoint is never
 // resumed by a different migration. Batch sizes and rates may change
-// between runs; the data selected and how it is written may not.
+// between runs; the data selected and how it is written may not. The
+// endpoints of a raftkv URL are left out: the nodes a resumed run talks to
+// may change (a node is down) while the cluster stays the same.
 func (m *Migration) jobID() string {
 	c := m.cfg
 	h := sha256.New()
 	for _, part := range [][]byte{
-		[]byte(c.From), []byte(c.To), c.Prefix,
+		[]byte(jobURL(c.From)), []byte(jobURL(c.To)), c.Prefix,
 		fmt.Appendf(nil, "%t", c.Rename), c.RenameFrom, c.RenameTo,
 		[]byte(c.Mode.String()), []byte(c.TTL.String()),
 	} {
@@ -65,6 +67,14 @@ func (m *Migration) jobID() string {
 		h.Write(part)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// jobURL is rawURL without the host list of a raftkv URL.
+func jobURL(rawURL string) string {
+	if kind, _, err := splitScheme(rawURL); err == nil && kind == "raftkv" {
+		return "raftkv://"
+	}
+	return rawURL
 }
 
 func newCheckpoint(m *Migration, sum *Summary, srcPos, tgtPos string, done bool) *checkpoint {

@@ -23,9 +23,10 @@ type Migration struct {
 
 	canExpire bool // of the target, known once it is opened
 
-	report   *reportWriter
-	ttlDrops int64         // written by the copy goroutine only
-	prior    time.Duration // time spent by earlier runs of a resumed migration
+	report    *reportWriter
+	priorDone atomic.Int64  // records handled by earlier runs of a resumed migration
+	ttlDrops  int64         // written by the copy goroutine only
+	prior     time.Duration // time spent by earlier runs of a resumed migration
 }
 
 // Stats is a snapshot of a running migration, for progress displays.
@@ -39,6 +40,9 @@ type Stats struct {
 	Copied, Skipped, Failed, Bytes int64
 	// Total estimates the records the whole migration handles, or -1.
 	Total int64
+	// Prior counts the records earlier runs of a resumed migration handled
+	// (they are in Copied, Skipped and Failed), so rates can leave them out.
+	Prior int64
 	// Elapsed is the time since Run started.
 	Elapsed time.Duration
 }
@@ -106,6 +110,7 @@ func (m *Migration) Stats() Stats {
 		Failed:  m.failed.Load(),
 		Bytes:   m.bytes.Load(),
 		Total:   m.total.Load(),
+		Prior:   m.priorDone.Load(),
 	}
 	if !m.started.IsZero() {
 		s.Elapsed = time.Since(m.started)
@@ -124,7 +129,7 @@ func (m *Migration) Stats() Stats {
 func (m *Migration) Run(ctx context.Context) (*Summary, error) {
 	m.started = time.Now()
 	cfg := m.cfg
-	sum := &Summary{Source: Redact(cfg.From), Target: Redact(cfg.To), DryRun: cfg.DryRun, SkippedBy: map[string]int64{},
+	sum := &Summary{Source: display(cfg.From, cfg.Endpoints), Target: display(cfg.To, cfg.Endpoints), DryRun: cfg.DryRun, SkippedBy: map[string]int64{},
 		SkippedKeys: []KeyNote{}, FailedKeys: []KeyNote{}}
 
 	var ck *checkpoint
@@ -142,6 +147,7 @@ func (m *Migration) Run(ctx context.Context) (*Summary, error) {
 			m.bytes.Store(sum.Bytes)
 			m.ttlDrops = sum.TTLDropped
 			m.prior = ck.elapsed()
+			m.priorDone.Store(sum.Copied + sum.Skipped + sum.Failed)
 		}
 	}
 	if ck != nil && ck.Done {

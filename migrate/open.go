@@ -157,6 +157,15 @@ func Redact(rawURL string) string {
 	return u.Redacted()
 }
 
+// display renders a URL for the summary: without its password, and with
+// the endpoints a bare "raftkv://" stands for.
+func display(rawURL string, endpoints []string) string {
+	if kind, rest, err := splitScheme(rawURL); err == nil && kind == "raftkv" && strings.TrimSpace(rest) == "" && len(endpoints) > 0 {
+		return "raftkv://" + strings.Join(endpoints, ",")
+	}
+	return Redact(rawURL)
+}
+
 // splitQuery splits "path?a=b" into the path and its parsed query.
 func splitQuery(s string) (string, url.Values, error) {
 	path, query, _ := strings.Cut(s, "?")

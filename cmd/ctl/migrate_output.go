@@ -132,7 +132,6 @@ func (p *migrateProgress) loop() {
 	defer close(p.done)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	var base int64 = -1
 	for {
 		select {
 		case <-p.quit:
@@ -141,11 +140,7 @@ func (p *migrateProgress) loop() {
 			}
 			return
 		case <-t.C:
-			s := p.m.Stats()
-			if base < 0 {
-				base = s.Copied + s.Skipped + s.Failed
-			}
-			fmt.Fprint(p.w, "\r\x1b[K"+progressLine(s, base))
+			fmt.Fprint(p.w, "\r\x1b[K"+progressLine(p.m.Stats()))
 			p.drawn = true
 		}
 	}
@@ -157,14 +152,14 @@ func (p *migrateProgress) stop() {
 	<-p.done
 }
 
-// progressLine renders s; base is the count done before this run (resumed
-// migrations), so keys/s and the ETA describe this run.
-func progressLine(s migrate.Stats, base int64) string {
+// progressLine renders s. keys/s and the ETA leave out what earlier runs
+// of a resumed migration did.
+func progressLine(s migrate.Stats) string {
 	done := s.Copied + s.Skipped + s.Failed
 	secs := s.Elapsed.Seconds()
 	rate := 0.0
 	if secs > 0 {
-		rate = float64(done-base) / secs
+		rate = float64(done-s.Prior) / secs
 	}
 	if s.Phase == "verify" {
 		return fmt.Sprintf("verifying: %d keys compared", s.Read)

@@ -117,18 +117,18 @@ func TestExportImport(t *testing.T) {
 
 func TestProgressLine(t *testing.T) {
 	s := migrate.Stats{Phase: "copy", Copied: 500, Skipped: 10, Failed: 2, Bytes: 3 << 20, Total: 1000, Elapsed: 2 * time.Second}
-	got := progressLine(s, 0)
+	got := progressLine(s)
 	for _, want := range []string{"51%", "512/1000 keys", "3.0 MiB", "256 keys/s", "ETA 2s", "(2 failed)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("progressLine = %q, want it to contain %q", got, want)
 		}
 	}
-	s.Total = -1
-	if got := progressLine(s, 12); strings.Contains(got, "ETA") || !strings.Contains(got, "250 keys/s") {
+	s.Total, s.Prior = -1, 12
+	if got := progressLine(s); strings.Contains(got, "ETA") || !strings.Contains(got, "250 keys/s") {
 		t.Errorf("progressLine without a total = %q, want no ETA and this run's rate", got)
 	}
 	s.Phase, s.Read = "verify", 42
-	if got := progressLine(s, 0); got != "verifying: 42 keys compared" {
+	if got := progressLine(s); got != "verifying: 42 keys compared" {
 		t.Errorf("progressLine while verifying = %q", got)
 	}
 	// Piped output stays quiet.
