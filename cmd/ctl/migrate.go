@@ -25,7 +25,7 @@ const migrateDeadline = 10 * 365 * 24 * time.Hour
 
 var migrateSpec = commandSpec{
 	name:     "migrate",
-	synopsis: "migrate --from URL --to URL",
+	synopsis: "migrate --from A --to B",
 	summary:  "copy keys between clusters, dump files, PostgreSQL, SQLite and Redis",
 	help: `Copy every key (or every key under --prefix) from one store to another. URLs:
 
@@ -104,13 +104,13 @@ func newMigrateCommand(e *env, name string) *migrateCommand {
 	}
 	def := migrate.DefaultConfig()
 	c.fs.StringVar(&c.prefix, "prefix", "", "copy only the keys starting with `P`")
-	c.fs.StringVar(&c.rename, "rename-prefix", "", "replace the leading `OLD=NEW` of every key (--prefix defaults to OLD)")
-	c.fs.IntVar(&c.batch, "batch", def.Batch, "records per write `N` (one SQL statement, one Redis pipeline, parallel Txns of <=128 ops)")
+	c.fs.StringVar(&c.rename, "rename-prefix", "", "rename keys: `OLD=NEW` replaces a leading OLD with NEW (--prefix defaults to OLD)")
+	c.fs.IntVar(&c.batch, "batch", def.Batch, "`N` records per write: one SQL statement, one Redis pipeline, or parallel raftkv Txns of <=128 ops")
 	c.fs.Float64Var(&c.rate, "rate", 0, "write at most `N` keys per second (0: no limit)")
 	c.fs.BoolVar(&c.dryRun, "dry-run", false, "read and check everything, write nothing (with --verify: only compare)")
 	c.fs.BoolVar(&c.overwrite, "overwrite", false, "replace keys that exist in the target (the default); for a file target: replace the file")
 	c.fs.BoolVar(&c.skipExisting, "skip-existing", false, "leave keys that exist in the target alone and count them as skipped")
-	c.fs.StringVar(&c.ttl, "ttl", "keep", "records with a TTL, when the target has none (raftkv, SQL): `keep` (they fail), drop (copy without), skip")
+	c.fs.StringVar(&c.ttl, "ttl", "keep", "records with a TTL when the target has none (raftkv, SQL): `POLICY` keep (they fail), drop (copy them without) or skip")
 	c.fs.StringVar(&c.resume, "resume", "", "checkpoint `FILE`: save progress there, and continue from it if it exists")
 	c.fs.BoolVar(&c.verify, "verify", false, "afterwards, compare source and target (counts, SHA-256 of the sorted pairs, first differences)")
 	c.fs.StringVar(&c.report, "report", "", "write every skipped and failed key to `FILE` (JSON lines)")
