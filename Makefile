@@ -56,8 +56,10 @@ vet:
 test: test-unit test-migrate test-e2e
 
 # The race detector needs cgo (and so gcc), whatever the release build uses.
+# -p 1: the in-process raft clusters of two packages racing for two cores
+# under -race starve each other's leaders of heartbeats.
 test-unit: vet
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(UNIT_TIMEOUT) $(TESTFLAGS) ./...
+	CGO_ENABLED=1 $(GO) test -race -p 1 -count=1 -timeout $(UNIT_TIMEOUT) $(TESTFLAGS) ./...
 
 # The migration round trips move 100k records through in-process clusters.
 # Under the race detector (test-unit) they move 5k, so here they run again at

@@ -121,7 +121,14 @@ func (n *Node) lastContactMs() int64 {
 
 // GossipAddr returns the node's advertised gossip address, "" with gossip
 // off.
-func (n *Node) GossipAddr() string { return n.cluster.GossipAddr() }
+func (n *Node) GossipAddr() string {
+	// Status may be served before the cluster component exists (the gRPC
+	// server starts early in New).
+	if n.cluster == nil {
+		return ""
+	}
+	return n.cluster.GossipAddr()
+}
 
 // MemberList lists the servers of the raft configuration, and the live
 // servers gossip knows that are not in it, each with its gossip status and

@@ -261,6 +261,12 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	if err := n.startBackups(); err != nil {
 		return nil, err
 	}
+	if err := n.newCluster(hasState); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { n.cluster.Close() })
+
+	// Serve only once every component a handler may touch exists.
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -269,11 +275,6 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 		}
 	}()
 	cleanups = append(cleanups, func() { n.grpc.Stop(time.Second) })
-
-	if err := n.newCluster(hasState); err != nil {
-		return nil, err
-	}
-	cleanups = append(cleanups, func() { n.cluster.Close() })
 
 	if cfg.HTTPAddr != "" || deps.HTTPListener != nil {
 		n.httpLn = deps.HTTPListener
