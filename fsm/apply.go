@@ -147,7 +147,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		return results
 	}
 
-	err := f.st.Update(func(tx *store.WriteTx) error {
+	err := f.commitBatch(func(tx *store.WriteTx) error {
 		for _, i := range pending {
 			l := logs[i]
 			res := &Result{Index: l.Index}
@@ -175,6 +175,19 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.applied.Store(last)
 	f.notify()
 	return results
+}
+
+// commitBatch runs fn in one store write transaction, marking the store
+// unsynced first when commits skip fsync (durability.go). The sync lock is
+// released even when fn panics (a fatal apply failure), so a recovered
+// panic in a test cannot wedge the FSM.
+func (f *FSM) commitBatch(fn func(*store.WriteTx) error) error {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	if err := f.markUnsynced(); err != nil {
+		return err
+	}
+	return f.st.Update(fn)
 }
 
 // fatal logs and panics: the FSM cannot continue without diverging.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -32,6 +33,11 @@ type Config struct {
 	// Dir holds the store file (Dir/store.db) and temporary restore files.
 	// It is created if missing. Required.
 	Dir string
+	// SyncInterval, when positive, commits applied batches without fsync
+	// and syncs the store file at most this often (and on Close), guarded
+	// by the unsynced marker described in durability.go. Zero fsyncs every
+	// batch.
+	SyncInterval time.Duration
 }
 
 // DefaultConfig returns the default Config. Dir has no sensible default and
@@ -44,6 +50,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("fsm: config: Dir is required")
+	}
+	if c.SyncInterval < 0 {
+		return fmt.Errorf("fsm: config: SyncInterval %v must not be negative", c.SyncInterval)
 	}
 	return nil
 }
@@ -132,6 +141,15 @@ type FSM struct {
 
 	bg       sync.WaitGroup // closers of stores replaced by Restore
 	restores atomic.Uint64  // snapshots restored since New
+
+	// syncMu orders unsynced commits against syncs of the store file;
+	// unsynced says the marker exists (durability.go). stopSync ends the
+	// periodic sync loop, syncDone says it ended.
+	syncMu   sync.Mutex
+	unsynced bool
+	stopSync chan struct{}
+	stopOnce sync.Once
+	syncDone chan struct{}
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -161,7 +179,14 @@ func New(cfg Config, deps Deps) (*FSM, error) {
 		logger.Warn("removed leftover restore file from an interrupted restore", "path", p)
 	}
 
-	st, err := store.Open(filepath.Join(cfg.Dir, storeFile), store.Options{})
+	discarded, err := discardUnsyncedStore(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if discarded {
+		logger.Warn("store was not synced before the last stop (crash or power loss): discarded it; it is rebuilt from the raft snapshot and log", "dir", cfg.Dir)
+	}
+	st, err := store.Open(filepath.Join(cfg.Dir, storeFile), cfg.storeOptions())
 	if err != nil {
 		return nil, fmt.Errorf("fsm: %w", err)
 	}
@@ -178,8 +203,21 @@ func New(cfg Config, deps Deps) (*FSM, error) {
 		// The cache knows nothing about writes before the store's index.
 		f.inv.Purge(idx)
 	}
-	logger.Info("fsm opened", "raft_index", idx, "term", term, "path", st.Path())
+	logger.Info("fsm opened", "raft_index", idx, "term", term, "path", st.Path(), "sync_interval", cfg.SyncInterval)
+	if cfg.SyncInterval > 0 {
+		f.stopSync, f.syncDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(f.syncDone)
+			f.syncLoop(cfg.SyncInterval, f.stopSync)
+		}()
+	}
 	return f, nil
+}
+
+// storeOptions opens the store without fsync per commit when the FSM syncs
+// it on its own schedule.
+func (c Config) storeOptions() store.Options {
+	return store.Options{NoSync: c.SyncInterval > 0}
 }
 
 // Close closes the store. It blocks until every snapshot taken from this FSM
@@ -187,12 +225,23 @@ func New(cfg Config, deps Deps) (*FSM, error) {
 // return ErrClosed and WaitApplied waiters return ErrClosed. Closing twice
 // returns nil.
 func (f *FSM) Close() error {
+	if f.stopSync != nil {
+		f.stopOnce.Do(func() { close(f.stopSync) })
+		<-f.syncDone
+	}
 	f.mu.Lock()
 	if f.closed.Swap(true) {
 		f.mu.Unlock()
 		return nil
 	}
-	err := f.st.Close()
+	// A clean stop leaves a synced store and no marker, so the next start
+	// keeps the store instead of rebuilding it.
+	f.syncMu.Lock()
+	err := f.syncStore()
+	f.syncMu.Unlock()
+	if cerr := f.st.Close(); err == nil {
+		err = cerr
+	}
 	f.mu.Unlock()
 	f.notify()
 	f.bg.Wait()

@@ -391,7 +391,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := loadSnapshot(rc, tmpPath); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
-	ns, err := store.Open(tmpPath, store.Options{})
+	ns, err := store.Open(tmpPath, f.cfg.storeOptions())
 	if err != nil {
 		return fmt.Errorf("fsm: restore: reopen restored store: %w", err)
 	}

@@ -82,6 +82,11 @@ type Config struct {
 	SnapshotRetain    int
 	// MaxAppendEntries caps entries per AppendEntries RPC and per FSM batch.
 	MaxAppendEntries int
+	// StoreSyncInterval is how often the FSM fsyncs its store file; applied
+	// batches are committed without fsync in between, since the raft log
+	// is the durable record (fsm/durability.go, docs/write-path.md). Zero
+	// fsyncs every applied batch.
+	StoreSyncInterval time.Duration
 
 	// BackupDir is where this node keeps backups (`raftkvctl backup create`
 	// without --out, and scheduled ones); empty means DataDir/backups.
@@ -127,6 +132,7 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		MaxAppendEntries:   256,
+		StoreSyncInterval:  time.Second,
 		BackupRetain:       7,
 		Limits:             transport.DefaultLimits(),
 		RequestTimeout:     10 * time.Second,
@@ -170,6 +176,9 @@ func (c Config) Validate() error {
 	}
 	if c.BackupRetain < 0 {
 		errs = append(errs, fmt.Errorf("backup retain %d must not be negative", c.BackupRetain))
+	}
+	if c.StoreSyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("store sync interval %v must not be negative", c.StoreSyncInterval))
 	}
 	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
 		errs = append(errs, fmt.Errorf("max append entries %d must be in 1..1024", c.MaxAppendEntries))

@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"time"
+
+	"go.etcd.io/bbolt"
 
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
@@ -36,7 +39,7 @@ func openLogStore(path string) (s *raftboltdb.BoltStore, err error) {
 			s, err = nil, fmt.Errorf("open raft log store %q: %w: bbolt panicked: %v", path, ErrCorruptLog, r)
 		}
 	}()
-	s, err = raftboltdb.New(raftboltdb.Options{Path: path})
+	s, err = raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
 	if err != nil {
 		return nil, fmt.Errorf("open raft log store %q: %w", path, err)
 	}
