@@ -88,7 +88,7 @@ var importRules = []importRule{
 	{
 		pkg:          "loadgen",
 		onlyModule:   []string{"api/kvpb"},
-		onlyExternal: []string{"github.com/HdrHistogram/hdrhistogram-go", "google.golang.org/grpc"},
+		onlyExternal: []string{"github.com/HdrHistogram/hdrhistogram-go", "google.golang.org/grpc", "google.golang.org/genproto/googleapis/rpc"},
 		why:          "loadgen drives raftkv (loadgen/kvtarget, over the wire schema) and, from the separate bench module, etcd with the same code; it must never link server code, and the generator itself (package loadgen) imports nothing of this module",
 	},
 	{
