@@ -39,15 +39,17 @@ func Dial(ctx context.Context, endpoint string) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", endpoint, err)
 	}
-	if err := waitReady(ctx, cc); err != nil {
+	if err := WaitReady(ctx, cc); err != nil {
 		_ = cc.Close()
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
 	return &Target{endpoint: endpoint, cc: cc, kv: kvpb.NewKVClient(cc)}, nil
 }
 
-// waitReady connects cc and waits for the Ready state.
-func waitReady(ctx context.Context, cc *grpc.ClientConn) error {
+// WaitReady connects cc and waits until it is Ready or ctx ends. The etcd
+// side of the bench harness uses it too, so both systems start measuring
+// on established connections.
+func WaitReady(ctx context.Context, cc *grpc.ClientConn) error {
 	cc.Connect()
 	for {
 		s := cc.GetState()
