@@ -18,7 +18,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/raftkv/raftkv/loadgen"
 )
@@ -80,16 +79,6 @@ func (c *etcdCluster) Start(ctx context.Context) error {
 	}
 	_, err := c.Leader(ctx)
 	return err
-}
-
-// withConn runs f on a fresh connection to ep.
-func withConn(ep string, f func(*grpc.ClientConn) error) error {
-	cc, err := grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return fmt.Errorf("dial %s: %w", ep, err)
-	}
-	defer cc.Close()
-	return f(cc)
 }
 
 // Leader waits until every member answers Status with the same leader and

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/raftkv/raftkv/api/kvpb"
 	"github.com/raftkv/raftkv/loadgen"
@@ -84,17 +83,15 @@ func (c *raftkvCluster) Start(ctx context.Context) error {
 }
 
 // raftkvStatus asks one node for its Status over a fresh connection.
-func raftkvStatus(ctx context.Context, ep string) (*kvpb.StatusResponse, error) {
-	cc, err := grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", ep, err)
-	}
-	defer cc.Close()
-	st, err := kvpb.NewAdminClient(cc).Status(ctx, &kvpb.StatusRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("status %s: %w", ep, err)
-	}
-	return st, nil
+func raftkvStatus(ctx context.Context, ep string) (st *kvpb.StatusResponse, err error) {
+	err = withConn(ep, func(cc *grpc.ClientConn) error {
+		st, err = kvpb.NewAdminClient(cc).Status(ctx, &kvpb.StatusRequest{})
+		if err != nil {
+			return fmt.Errorf("status %s: %w", ep, err)
+		}
+		return nil
+	})
+	return st, err
 }
 
 func (c *raftkvCluster) Leader(ctx context.Context) (string, error) {
@@ -106,14 +103,15 @@ func (c *raftkvCluster) Leader(ctx context.Context) (string, error) {
 	return leader, err
 }
 
+// Serve polls node i with serializable reads, each on a fresh connection
+// that fails fast (as etcdCluster.Serve does), so the restart time is not
+// rounded up to gRPC's reconnect backoff.
 func (c *raftkvCluster) Serve(ctx context.Context, i int) error {
 	return waitFor(ctx, "raftkv serializable read", func(ctx context.Context) error {
-		t, err := kvtarget.Dial(ctx, c.grpc[i])
-		if err != nil {
+		return withConn(c.grpc[i], func(cc *grpc.ClientConn) error {
+			_, err := kvpb.NewKVClient(cc).Get(ctx, &kvpb.GetRequest{Key: loadgen.Key(0, 16), Consistency: kvpb.Consistency_CONSISTENCY_SERIALIZABLE})
 			return err
-		}
-		defer t.Close()
-		return t.Get(ctx, loadgen.Key(0, 16), loadgen.Serializable)
+		})
 	})
 }
 

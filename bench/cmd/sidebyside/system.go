@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/raftkv/raftkv/loadgen"
 )
 
@@ -114,4 +117,16 @@ func follower(ctx context.Context, s system) (int, error) {
 func nodeDirs(parent, name string, i int) (data, log string) {
 	base := filepath.Join(parent, name, fmt.Sprintf("node%d", i+1))
 	return base, base + ".log"
+}
+
+// withConn runs f on a fresh connection to ep. Its calls fail fast while
+// the server is down (no wait-for-ready, no reconnect backoff), which is
+// what readiness polling needs.
+func withConn(ep string, f func(*grpc.ClientConn) error) error {
+	cc, err := grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", ep, err)
+	}
+	defer cc.Close()
+	return f(cc)
 }
