@@ -20,24 +20,7 @@ var clientOnlyDeps = []string{
 // raftkvd, external packages included, which the import rules (module
 // packages, and direct external imports) do not cover.
 func TestServerLinksNoMigrationDrivers(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go command not found in PATH: %v", err)
-	}
-	gomod, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	cmd := exec.Command(goBin, "list", "-deps", "./cmd/node")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps ./cmd/node: %v\n%s", err, out)
-	}
-	deps := strings.Fields(string(out))
-	if len(deps) < 10 {
-		t.Fatalf("go list -deps ./cmd/node listed %d packages: the closure was not read", len(deps))
-	}
+	deps := listDeps(t, 10, "./cmd/node")
 	for _, d := range deps {
 		for _, bad := range clientOnlyDeps {
 			if d == bad || strings.HasPrefix(d, bad+"/") {
@@ -52,6 +35,18 @@ func TestServerLinksNoMigrationDrivers(t *testing.T) {
 // module (docs/bench.md). bbolt, etcd's storage engine that raftkv uses
 // too, is allowed; etcd itself is not.
 func TestMainModuleHasNoEtcd(t *testing.T) {
+	for _, d := range listDeps(t, 100, "-test", "./...") {
+		if strings.HasPrefix(d, "go.etcd.io/etcd/") {
+			t.Errorf("the main module links %s: etcd belongs in the bench/ module only", d)
+		}
+	}
+}
+
+// listDeps runs `go list -deps ARGS` at the module root and returns the
+// packages, failing the test when it lists fewer than atLeast (the closure
+// was not read, so nothing would be checked).
+func listDeps(t *testing.T, atLeast int, args ...string) []string {
+	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("go command not found in PATH: %v", err)
@@ -60,19 +55,15 @@ func TestMainModuleHasNoEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
-	cmd := exec.Command(goBin, "list", "-deps", "-test", "./...")
+	cmd := exec.Command(goBin, append([]string{"list", "-deps"}, args...)...)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("go list -deps -test ./...: %v\n%s", err, out)
+		t.Fatalf("go list -deps %v: %v\n%s", args, err, out)
 	}
 	deps := strings.Fields(string(out))
-	if len(deps) < 100 {
-		t.Fatalf("go list -deps listed %d packages: the closure was not read", len(deps))
+	if len(deps) < atLeast {
+		t.Fatalf("go list -deps %v listed %d packages: the closure was not read", args, len(deps))
 	}
-	for _, d := range deps {
-		if strings.HasPrefix(d, "go.etcd.io/etcd/") {
-			t.Errorf("the main module links %s: etcd belongs in the bench/ module only", d)
-		}
-	}
+	return deps
 }

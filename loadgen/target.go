@@ -1,9 +1,6 @@
 package loadgen
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // Consistency selects how a Get is served.
 type Consistency int
@@ -23,17 +20,6 @@ func (c Consistency) String() string {
 		return "serializable"
 	}
 	return "linearizable"
-}
-
-// ParseConsistency parses "linearizable" or "serializable".
-func ParseConsistency(s string) (Consistency, error) {
-	switch s {
-	case "linearizable":
-		return Linearizable, nil
-	case "serializable":
-		return Serializable, nil
-	}
-	return 0, fmt.Errorf("consistency must be linearizable or serializable, got %q", s)
 }
 
 // Target is one connection to the store under test.
