@@ -69,7 +69,7 @@ func newBenchCommand(e *env) *benchCommand {
 	c := &benchCommand{env: e, fs: newFlagSet("bench")}
 	def := loadgen.DefaultOptions()
 	c.fs.IntVar(&c.clients, "clients", def.Clients, "`N` concurrent clients, each with one request in flight")
-	c.fs.IntVar(&c.conns, "conns", def.Conns, "`N` gRPC connections shared by the clients (at most --clients)")
+	c.fs.IntVar(&c.conns, "conns", def.Conns, "`N` gRPC connections shared by the clients (at most --clients; by default no more than --clients)")
 	c.fs.Int64Var(&c.total, "total", def.Total, "stop after `N` measured operations (exclusive with --duration)")
 	c.fs.DurationVar(&c.duration, "duration", 0, "stop after this long (exclusive with --total)")
 	c.fs.DurationVar(&c.warmup, "warmup", 0, "run this long before measuring; these operations are not counted")
@@ -106,6 +106,9 @@ func (c *benchCommand) options(args []string) (loadgen.Options, error) {
 		return o, usageErrorf("unknown workload %q (want put, get, mixed or txn)", args[0])
 	}
 	set := func(name string) bool { return flagSet(c.fs, name) }
+	if !set("conns") {
+		c.conns = min(c.conns, max(c.clients, 1)) // --clients 2 alone is fine
+	}
 	switch {
 	case set("total") && set("duration"):
 		return o, usageErrorf("--total and --duration are mutually exclusive")

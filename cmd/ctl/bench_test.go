@@ -80,6 +80,7 @@ func TestBenchMemServer(t *testing.T) {
 	}{
 		{"put", []string{"put", "--total", "200", "--clients", "4", "--conns", "2"}, 200, 0, 0},
 		{"txn", []string{"txn", "--total", "50", "--clients", "2", "--conns", "1"}, 50, 0, 0},
+		{"one client, default conns", []string{"put", "--total", "20", "--clients", "1"}, 20, 0, 0},
 		{"get with prefill", []string{"get", "--total", "100", "--prefill", "--key-space", "40", "--key-size", "8", "--consistency", "serializable"}, 100, 100, 40},
 		{"mixed", []string{"mixed", "--total", "100", "--read-ratio", "0.5", "--target", "all", "--warmup", "20ms"}, 100, -1, 0},
 	}

@@ -112,6 +112,10 @@ func (t *Target) ErrorKind(err error) string { return ErrorKind(err) }
 func ErrorKind(err error) string {
 	st, ok := status.FromError(err)
 	if !ok {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// Named like the gRPC codes of the same failures.
+			return status.FromContextError(err).Code().String()
+		}
 		return loadgen.DefaultErrorKind(err)
 	}
 	kind := st.Code().String()
