@@ -23,7 +23,7 @@ BENCHCOUNT ?= 1
 BENCHPKG   ?= ./...
 
 .PHONY: all help build test test-unit test-migrate test-e2e test-faults fuzz vet cluster cluster-down \
-	cluster-status proto proto-check bench fmt-check clean docker-build
+	cluster-status proto proto-check bench bench-etcd fmt-check clean docker-build
 
 all: build
 
@@ -36,6 +36,7 @@ help:
 	@echo 'test-faults   build, then only the fault-injection suite e2e/faults (docs/faults.md)'
 	@echo 'fuzz          run every fuzz target for FUZZTIME (default 1m) each'
 	@echo 'bench         benchmarks (BENCH, BENCHTIME, BENCHCOUNT, BENCHPKG)'
+	@echo 'bench-etcd    raftkv vs etcd, 3 nodes each (scripts/bench.sh; BENCHARGS=--quick, BENCHARGS=scale)'
 	@echo 'cluster       start a local 3-node cluster (scripts/cluster.sh up)'
 	@echo 'docker-build  build the container image raftkv:dev (IMAGE=...) FROM scratch'
 	@echo 'cluster-down  stop it (WIPE=1 also deletes its data)'
@@ -99,6 +100,12 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(BENCHPKG)
+
+# raftkv side by side with etcd (docs/bench.md). Not part of `test`: it
+# measures, it asserts nothing. `make bench-etcd BENCHARGS=--quick`.
+BENCHARGS ?=
+bench-etcd:
+	scripts/bench.sh $(BENCHARGS)
 
 cluster:
 	scripts/cluster.sh up

@@ -2,7 +2,10 @@ module github.com/raftkv/raftkv
 
 go 1.26.8
 
-require github.com/anishathalye/porcupine v1.3.1
+require (
+	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	github.com/anishathalye/porcupine v1.3.1
+)
 
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect

@@ -82,8 +82,14 @@ var importRules = []importRule{
 	},
 	{
 		pkg:        "cmd/ctl",
-		onlyModule: []string{"api/kvpb", "client", "backup", "migrate"},
-		why:        "raftkvctl talks gRPC (api/kvpb, client), reads backups offline (backup) and migrates data (migrate); it must not link server code",
+		onlyModule: []string{"api/kvpb", "client", "backup", "migrate", "loadgen"},
+		why:        "raftkvctl talks gRPC (api/kvpb, client), reads backups offline (backup), migrates data (migrate) and benchmarks (loadgen); it must not link server code",
+	},
+	{
+		pkg:          "loadgen",
+		onlyModule:   []string{"api/kvpb"},
+		onlyExternal: []string{"github.com/HdrHistogram/hdrhistogram-go", "google.golang.org/grpc", "google.golang.org/genproto/googleapis/rpc"},
+		why:          "loadgen drives raftkv (loadgen/kvtarget, over the wire schema) and, from the separate bench module, etcd with the same code; it must never link server code, and the generator itself (package loadgen) imports nothing of this module",
 	},
 	{
 		pkg:        "migrate",

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -413,12 +412,8 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// listing is what every endpoint said to List.
-type listing struct {
-	endpoint string
-	resp     *kvpb.BackupListResponse
-	err      error
-}
+// listing is what one endpoint said to List: resp or err is set.
+type listing = endpointAnswer[*kvpb.BackupListResponse]
 
 // listAll asks every endpoint for its backups, concurrently.
 func (c *backupCommand) listAll(ctx context.Context) ([]listing, error) {
@@ -426,32 +421,18 @@ func (c *backupCommand) listAll(ctx context.Context) ([]listing, error) {
 	if err != nil {
 		return nil, err
 	}
-	eps := c.env.globals.endpointList()
-	out := make([]listing, len(eps))
-	var wg sync.WaitGroup
-	for i, ep := range eps {
-		wg.Go(func() {
-			out[i].endpoint = ep
-			bc, err := cli.Backup(ep)
-			if err == nil {
-				out[i].resp, err = bc.List(ctx, &kvpb.BackupListRequest{})
-			}
-			if err != nil {
-				out[i].err = fmt.Errorf("backup list at %s: %w", ep, err)
-			}
-		})
-	}
-	wg.Wait()
-	ok := 0
-	for _, l := range out {
-		if l.err == nil {
-			ok++
+	out := askEach(ctx, c.env.globals.endpointList(), func(ctx context.Context, ep string) (*kvpb.BackupListResponse, error) {
+		bc, err := cli.Backup(ep)
+		if err != nil {
+			return nil, fmt.Errorf("backup list at %s: %w", ep, err)
 		}
-	}
-	if ok == 0 {
-		return out, fmt.Errorf("all %d endpoints failed; first error: %w", len(out), out[0].err)
-	}
-	return out, nil
+		resp, err := bc.List(ctx, &kvpb.BackupListRequest{})
+		if err != nil {
+			return nil, fmt.Errorf("backup list at %s: %w", ep, err)
+		}
+		return resp, nil
+	})
+	return out, allFailed(out)
 }
 
 // holders returns the endpoints whose backup dir holds id, with its info.

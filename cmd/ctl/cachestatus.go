@@ -10,7 +10,7 @@ import (
 func (p *tablePrinter) cacheStatus(rows []endpointStatus) error {
 	any := false
 	for _, r := range rows {
-		if r.err == nil && len(r.status.GetCache()) > 0 {
+		if r.err == nil && len(r.resp.GetCache()) > 0 {
 			any = true
 		}
 	}
@@ -24,7 +24,7 @@ func (p *tablePrinter) cacheStatus(rows []endpointStatus) error {
 		if r.err != nil {
 			continue
 		}
-		for _, c := range r.status.GetCache() {
+		for _, c := range r.resp.GetCache() {
 			ratio := "-"
 			if n := c.GetHits() + c.GetMisses(); n > 0 {
 				ratio = fmt.Sprintf("%.1f", 100*float64(c.GetHits())/float64(n))

@@ -17,12 +17,12 @@ func TestCacheStatusTable(t *testing.T) {
 	}{
 		{
 			name: "no cache anywhere prints nothing",
-			rows: []endpointStatus{{endpoint: "a:1", status: &kvpb.StatusResponse{NodeId: "n1"}}},
+			rows: []endpointStatus{{endpoint: "a:1", resp: &kvpb.StatusResponse{NodeId: "n1"}}},
 		},
 		{
 			name: "local and redis tiers",
 			rows: []endpointStatus{
-				{endpoint: "a:1", status: &kvpb.StatusResponse{Cache: []*kvpb.CacheTierStats{
+				{endpoint: "a:1", resp: &kvpb.StatusResponse{Cache: []*kvpb.CacheTierStats{
 					{Tier: "local", Hits: 90, Misses: 10, Evictions: 3, Entries: 5, Bytes: 2048, MaxBytes: 64 << 20},
 					{Tier: "redis", Hits: 1, Misses: 0, Entries: -1, Bytes: -1, Errors: 2},
 				}}},

@@ -16,6 +16,10 @@
 // cluster without --force), 6 a migration (migrate, export, import) ran to
 // the end but records failed or --verify found differences.
 //
+// bench is a thin wrapper around package loadgen (the load generator the
+// etcd side-by-side harness in bench/ shares) and loadgen/kvtarget, which
+// calls the kvpb stubs directly, without the retrying client.
+//
 // migrate, export and import are thin wrappers around package migrate,
 // which is the only place the PostgreSQL, SQLite and Redis drivers are
 // linked from (never into raftkvd). They run until done (--timeout is then a

@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"sync"
 
 	"github.com/raftkv/raftkv/api/kvpb"
 )
@@ -23,12 +22,8 @@ store: use it for consistency checks, not for monitoring loops.`,
 	new: func(e *env) command { return newHashCommand(e) },
 }
 
-// endpointHash is one endpoint's answer to StateHash: hash or err is set.
-type endpointHash struct {
-	endpoint string
-	hash     *kvpb.StateHashResponse
-	err      error
-}
+// endpointHash is one endpoint's answer to StateHash: resp or err is set.
+type endpointHash = endpointAnswer[*kvpb.StateHashResponse]
 
 // hashCommand implements `raftkvctl hash`.
 type hashCommand struct {
@@ -50,16 +45,7 @@ func (c *hashCommand) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	eps := c.env.globals.endpointList()
-	rows := make([]endpointHash, len(eps))
-	var wg sync.WaitGroup
-	for i, ep := range eps {
-		wg.Go(func() {
-			h, err := cli.StateHash(ctx, ep)
-			rows[i] = endpointHash{endpoint: ep, hash: h, err: err}
-		})
-	}
-	wg.Wait()
+	rows := askEach(ctx, c.env.globals.endpointList(), cli.StateHash)
 	if err := c.env.printer().hash(rows); err != nil {
 		return err
 	}
@@ -70,20 +56,15 @@ func (c *hashCommand) run(ctx context.Context, args []string) error {
 // same applied index report different hashes.
 func checkHashes(rows []endpointHash) error {
 	byIndex := map[uint64]endpointHash{}
-	ok := 0
 	for _, r := range rows {
 		if r.err != nil {
 			continue
 		}
-		ok++
-		idx := r.hash.GetAppliedIndex()
-		if prev, seen := byIndex[idx]; seen && !bytes.Equal(prev.hash.GetSha256(), r.hash.GetSha256()) {
+		idx := r.resp.GetAppliedIndex()
+		if prev, seen := byIndex[idx]; seen && !bytes.Equal(prev.resp.GetSha256(), r.resp.GetSha256()) {
 			return fmt.Errorf("state diverged: %s and %s are both at applied index %d with different hashes", prev.endpoint, r.endpoint, idx)
 		}
 		byIndex[idx] = r
 	}
-	if ok == 0 && len(rows) > 0 {
-		return fmt.Errorf("all %d endpoints failed; first error: %w", len(rows), rows[0].err)
-	}
-	return nil
+	return allFailed(rows)
 }

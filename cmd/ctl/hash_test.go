@@ -11,7 +11,7 @@ import (
 
 func TestCheckHashes(t *testing.T) {
 	h := func(ep string, idx uint64, sum string) endpointHash {
-		return endpointHash{endpoint: ep, hash: &kvpb.StateHashResponse{AppliedIndex: idx, Sha256: []byte(sum)}}
+		return endpointHash{endpoint: ep, resp: &kvpb.StateHashResponse{AppliedIndex: idx, Sha256: []byte(sum)}}
 	}
 	dead := endpointHash{endpoint: "d:1", err: errors.New("refused")}
 	tests := []struct {
@@ -39,7 +39,7 @@ func TestHashTable(t *testing.T) {
 	var buf bytes.Buffer
 	p := &tablePrinter{w: &buf}
 	err := p.hash([]endpointHash{
-		{endpoint: "a:1", hash: &kvpb.StateHashResponse{NodeId: "n1", AppliedIndex: 9, KeyCount: 3, Sha256: []byte{0xab, 0xcd}}},
+		{endpoint: "a:1", resp: &kvpb.StateHashResponse{NodeId: "n1", AppliedIndex: 9, KeyCount: 3, Sha256: []byte{0xab, 0xcd}}},
 		{endpoint: "b:2", err: errors.New("refused")},
 	})
 	if err != nil {

@@ -61,7 +61,7 @@ func (p *jsonPrinter) status(rows []endpointStatus) error {
 		if r.err != nil {
 			s.Error = r.err.Error()
 		} else {
-			b, err := protoJSON.Marshal(r.status)
+			b, err := protoJSON.Marshal(r.resp)
 			if err != nil {
 				return fmt.Errorf("encode status of %s as json: %w", r.endpoint, err)
 			}
@@ -90,7 +90,7 @@ func (p *jsonPrinter) hash(rows []endpointHash) error {
 		if r.err != nil {
 			h.Error = r.err.Error()
 		} else {
-			b, err := protoJSON.Marshal(r.hash)
+			b, err := protoJSON.Marshal(r.resp)
 			if err != nil {
 				return fmt.Errorf("encode hash of %s as json: %w", r.endpoint, err)
 			}

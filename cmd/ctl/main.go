@@ -28,7 +28,7 @@ const endpointsEnv = "RAFTKV_ENDPOINTS"
 
 // commands lists every subcommand in the order --help shows them.
 var commands = []commandSpec{putSpec, getSpec, delSpec, scanSpec, txnSpec, statusSpec, hashSpec, memberSpec, leaderSpec, backupSpec,
-	migrateSpec, exportSpec, importSpec}
+	migrateSpec, exportSpec, importSpec, benchSpec}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -28,6 +28,8 @@ type printer interface {
 	// migrate prints the summary of migrate, export or import, also one
 	// that comes with an error.
 	migrate(*migrate.Summary) error
+	// bench prints a bench run's settings and results.
+	bench(*benchReport) error
 }
 
 // scanView says which columns a scan asked for.

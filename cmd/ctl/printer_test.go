@@ -50,7 +50,7 @@ func TestTablePrinter(t *testing.T) {
 		}, []string{"FAILED (revision 5)", "(no such key)"}},
 		{"status", func(p printer) error {
 			return p.status([]endpointStatus{
-				{endpoint: "a:1", status: &kvpb.StatusResponse{NodeId: "n1", RaftState: "Leader", LeaderId: "n1", Term: 2, CommitIndex: 10, AppliedIndex: 9, StoreSizeBytes: 2048, KeyCount: 5}},
+				{endpoint: "a:1", resp: &kvpb.StatusResponse{NodeId: "n1", RaftState: "Leader", LeaderId: "n1", Term: 2, CommitIndex: 10, AppliedIndex: 9, StoreSizeBytes: 2048, KeyCount: 5}},
 				{endpoint: "b:2", err: errors.New("refused")},
 			})
 		}, []string{

@@ -44,23 +44,41 @@ func isTerminal(w io.Writer) bool {
 
 // update shows phase at done of total bytes (total 0: unknown).
 func (p *progressBar) update(phase string, done, total int64) {
-	if p.w == nil || time.Since(p.last) < 100*time.Millisecond {
+	if !p.due() {
 		return
 	}
-	p.last = time.Now()
-	const width = 30
 	line := fmt.Sprintf("%-9s %s", phase, humanBytes(done))
 	if total > 0 {
-		frac := min(float64(done)/float64(total), 1)
-		filled := int(frac * width)
-		line = fmt.Sprintf("%-9s [%s%s] %3.0f%% %s / %s", phase, strings.Repeat("#", filled),
-			strings.Repeat(" ", width-filled), frac*100, humanBytes(done), humanBytes(total))
+		line = fmt.Sprintf("%-9s %s %s / %s", phase, bar(float64(done)/float64(total)), humanBytes(done), humanBytes(total))
 	}
 	if secs := time.Since(p.start).Seconds(); secs > 0 && done > 0 {
 		line += fmt.Sprintf("  %s/s", humanBytes(int64(float64(done)/secs)))
 	}
+	p.draw(line)
+}
+
+// due reports whether a line should be drawn now: on a terminal, at most
+// ten times a second. A true answer counts as drawing.
+func (p *progressBar) due() bool {
+	if p.w == nil || time.Since(p.last) < 100*time.Millisecond {
+		return false
+	}
+	p.last = time.Now()
+	return true
+}
+
+// draw replaces the bar's line with line.
+func (p *progressBar) draw(line string) {
 	fmt.Fprintf(p.w, "\r%-79s", line)
 	p.drawn = true
+}
+
+// bar renders the fraction frac (clamped to [0, 1]) as "[###   ]  50%".
+func bar(frac float64) string {
+	const width = 30
+	frac = min(max(frac, 0), 1)
+	filled := int(frac * width)
+	return fmt.Sprintf("[%s%s] %3.0f%%", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), frac*100)
 }
 
 // finish ends the bar's line; it is safe to call more than once.

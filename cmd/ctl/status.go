@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
-	"sync"
 
 	"github.com/raftkv/raftkv/api/kvpb"
 )
@@ -19,12 +17,8 @@ fails (exit 1) only when every endpoint fails.`,
 	new: func(e *env) command { return newStatusCommand(e) },
 }
 
-// endpointStatus is one endpoint's answer to Status: status or err is set.
-type endpointStatus struct {
-	endpoint string
-	status   *kvpb.StatusResponse
-	err      error
-}
+// endpointStatus is one endpoint's answer to Status: resp or err is set.
+type endpointStatus = endpointAnswer[*kvpb.StatusResponse]
 
 // statusCommand implements `raftkvctl status`.
 type statusCommand struct {
@@ -46,23 +40,9 @@ func (c *statusCommand) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	eps := c.env.globals.endpointList()
-	rows := make([]endpointStatus, len(eps))
-	var wg sync.WaitGroup
-	for i, ep := range eps {
-		wg.Go(func() {
-			st, err := cli.Status(ctx, ep)
-			rows[i] = endpointStatus{endpoint: ep, status: st, err: err}
-		})
-	}
-	wg.Wait()
+	rows := askEach(ctx, c.env.globals.endpointList(), cli.Status)
 	if err := c.env.printer().status(rows); err != nil {
 		return err
 	}
-	for _, r := range rows {
-		if r.err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("all %d endpoints failed; first error: %w", len(rows), rows[0].err)
+	return allFailed(rows)
 }

@@ -114,7 +114,7 @@ func (p *tablePrinter) status(rows []endpointStatus) error {
 			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t%s\n", r.endpoint, errorText(r.err))
 			continue
 		}
-		s := r.status
+		s := r.resp
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t\n", r.endpoint, s.GetNodeId(), s.GetRaftState(),
 			s.GetLeaderId(), s.GetTerm(), s.GetCommitIndex(), s.GetAppliedIndex(),
 			byteSize(s.GetStoreSizeBytes()), s.GetKeyCount())
@@ -133,7 +133,7 @@ func (p *tablePrinter) hash(rows []endpointHash) error {
 			fmt.Fprintf(tw, "%s\t\t\t\t\t%s\n", r.endpoint, errorText(r.err))
 			continue
 		}
-		h := r.hash
+		h := r.resp
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%x\t\n", r.endpoint, h.GetNodeId(), h.GetAppliedIndex(), h.GetKeyCount(), h.GetSha256())
 	}
 	return tw.Flush()
