@@ -24,12 +24,7 @@ if [[ -z ${RAFTKV_NO_BUILD:-} ]]; then
 	(cd "$ROOT" && CGO_ENABLED=0 "$GO" build -trimpath -o "$BIN/raftkvd" ./cmd/node)
 	(cd "$ROOT" && CGO_ENABLED=0 "$GO" build -trimpath -o "$BIN/raftkvctl" ./cmd/ctl)
 fi
-# raftkv's api/kvpb and etcd's mvccpb both register a proto file named
-# "kv.proto" (different packages, no clashing types); the harness links
-# both, so the duplicate file name must not panic at start-up.
-(cd "$ROOT/bench" && CGO_ENABLED=0 "$GO" build -trimpath \
-	-ldflags "-X google.golang.org/protobuf/reflect/protoregistry.conflictPolicy=ignore" \
-	-o "$BIN/sidebyside" ./cmd/sidebyside)
+(cd "$ROOT/bench" && CGO_ENABLED=0 "$GO" build -trimpath -o "$BIN/sidebyside" ./cmd/sidebyside)
 
 mode=compare
 out=()

@@ -18,6 +18,9 @@ fi
 if [ "$(protoc-gen-go-grpc --version 2>/dev/null)" != "protoc-gen-go-grpc ${PROTOC_GEN_GO_GRPC_VERSION#v}" ]; then
   go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@${PROTOC_GEN_GO_GRPC_VERSION}"
 fi
-protoc -I api/kvpb --go_out=api/kvpb --go_opt=paths=source_relative \
-  --go-grpc_out=api/kvpb --go-grpc_opt=paths=source_relative api/kvpb/kv.proto
-protoc -I fsm/fsmpb --go_out=fsm/fsmpb --go_opt=paths=source_relative fsm/fsmpb/command.proto
+# -I . registers each file under its repository path (api/kvpb/kv.proto),
+# not a bare kv.proto that another module's kv.proto (etcd's mvccpb, linked
+# by the bench/ harness) would collide with in the protobuf registry.
+protoc -I . --go_out=. --go_opt=paths=source_relative \
+  --go-grpc_out=. --go-grpc_opt=paths=source_relative api/kvpb/kv.proto
+protoc -I . --go_out=. --go_opt=paths=source_relative fsm/fsmpb/command.proto

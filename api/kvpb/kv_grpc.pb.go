@@ -8,7 +8,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.0
 // - protoc             v3.21.12
-// source: kv.proto
+// source: api/kvpb/kv.proto
 
 package kvpb
 
@@ -281,7 +281,7 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "kv.proto",
+	Metadata: "api/kvpb/kv.proto",
 }
 
 const (
@@ -675,7 +675,7 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "kv.proto",
+	Metadata: "api/kvpb/kv.proto",
 }
 
 const (
@@ -829,7 +829,7 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "kv.proto",
+	Metadata: "api/kvpb/kv.proto",
 }
 
 const (
@@ -1159,5 +1159,5 @@ var Backup_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "kv.proto",
+	Metadata: "api/kvpb/kv.proto",
 }

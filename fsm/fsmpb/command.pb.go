@@ -9,7 +9,7 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: command.proto
+// source: fsm/fsmpb/command.proto
 
 package fsmpb
 
@@ -67,11 +67,11 @@ func (x Compare_Result) String() string {
 }
 
 func (Compare_Result) Descriptor() protoreflect.EnumDescriptor {
-	return file_command_proto_enumTypes[0].Descriptor()
+	return file_fsm_fsmpb_command_proto_enumTypes[0].Descriptor()
 }
 
 func (Compare_Result) Type() protoreflect.EnumType {
-	return &file_command_proto_enumTypes[0]
+	return &file_fsm_fsmpb_command_proto_enumTypes[0]
 }
 
 func (x Compare_Result) Number() protoreflect.EnumNumber {
@@ -80,7 +80,7 @@ func (x Compare_Result) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compare_Result.Descriptor instead.
 func (Compare_Result) EnumDescriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{4, 0}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4, 0}
 }
 
 type Compare_Target int32
@@ -125,11 +125,11 @@ func (x Compare_Target) String() string {
 }
 
 func (Compare_Target) Descriptor() protoreflect.EnumDescriptor {
-	return file_command_proto_enumTypes[1].Descriptor()
+	return file_fsm_fsmpb_command_proto_enumTypes[1].Descriptor()
 }
 
 func (Compare_Target) Type() protoreflect.EnumType {
-	return &file_command_proto_enumTypes[1]
+	return &file_fsm_fsmpb_command_proto_enumTypes[1]
 }
 
 func (x Compare_Target) Number() protoreflect.EnumNumber {
@@ -138,7 +138,7 @@ func (x Compare_Target) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compare_Target.Descriptor instead.
 func (Compare_Target) EnumDescriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{4, 1}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4, 1}
 }
 
 // Command is one raft log entry's payload, after the one-byte envelope version.
@@ -160,7 +160,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_command_proto_msgTypes[0]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +172,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[0]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +185,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{0}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Command) GetRequestId() string {
@@ -293,7 +293,7 @@ type Put struct {
 
 func (x *Put) Reset() {
 	*x = Put{}
-	mi := &file_command_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +305,7 @@ func (x *Put) String() string {
 func (*Put) ProtoMessage() {}
 
 func (x *Put) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +318,7 @@ func (x *Put) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Put.ProtoReflect.Descriptor instead.
 func (*Put) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Put) GetKey() []byte {
@@ -355,7 +355,7 @@ type DeleteRange struct {
 
 func (x *DeleteRange) Reset() {
 	*x = DeleteRange{}
-	mi := &file_command_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +367,7 @@ func (x *DeleteRange) String() string {
 func (*DeleteRange) ProtoMessage() {}
 
 func (x *DeleteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +380,7 @@ func (x *DeleteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRange.ProtoReflect.Descriptor instead.
 func (*DeleteRange) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *DeleteRange) GetKey() []byte {
@@ -418,7 +418,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_command_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +430,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +443,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Range) GetKey() []byte {
@@ -497,7 +497,7 @@ type Compare struct {
 
 func (x *Compare) Reset() {
 	*x = Compare{}
-	mi := &file_command_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +509,7 @@ func (x *Compare) String() string {
 func (*Compare) ProtoMessage() {}
 
 func (x *Compare) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +522,7 @@ func (x *Compare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compare.ProtoReflect.Descriptor instead.
 func (*Compare) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Compare) GetResult() Compare_Result {
@@ -582,7 +582,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +594,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +607,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -678,7 +678,7 @@ type Txn struct {
 
 func (x *Txn) Reset() {
 	*x = Txn{}
-	mi := &file_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +690,7 @@ func (x *Txn) String() string {
 func (*Txn) ProtoMessage() {}
 
 func (x *Txn) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +703,7 @@ func (x *Txn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Txn.ProtoReflect.Descriptor instead.
 func (*Txn) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Txn) GetCompare() []*Compare {
@@ -739,7 +739,7 @@ type SetMember struct {
 
 func (x *SetMember) Reset() {
 	*x = SetMember{}
-	mi := &file_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +751,7 @@ func (x *SetMember) String() string {
 func (*SetMember) ProtoMessage() {}
 
 func (x *SetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +764,7 @@ func (x *SetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
 func (*SetMember) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SetMember) GetId() string {
@@ -794,7 +794,7 @@ type SetClusterID struct {
 
 func (x *SetClusterID) Reset() {
 	*x = SetClusterID{}
-	mi := &file_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +806,7 @@ func (x *SetClusterID) String() string {
 func (*SetClusterID) ProtoMessage() {}
 
 func (x *SetClusterID) ProtoReflect() protoreflect.Message {
-	mi := &file_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +819,7 @@ func (x *SetClusterID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterID.ProtoReflect.Descriptor instead.
 func (*SetClusterID) Descriptor() ([]byte, []int) {
-	return file_command_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetClusterID) GetId() string {
@@ -829,11 +829,11 @@ func (x *SetClusterID) GetId() string {
 	return ""
 }
 
-var File_command_proto protoreflect.FileDescriptor
+var File_fsm_fsmpb_command_proto protoreflect.FileDescriptor
 
-const file_command_proto_rawDesc = "" +
+const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\n" +
-	"\rcommand.proto\x12\rraftkv.fsm.v1\"\xbf\x02\n" +
+	"\x17fsm/fsmpb/command.proto\x12\rraftkv.fsm.v1\"\xbf\x02\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -897,20 +897,20 @@ const file_command_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02idB$Z\"github.com/raftkv/raftkv/fsm/fsmpbb\x06proto3"
 
 var (
-	file_command_proto_rawDescOnce sync.Once
-	file_command_proto_rawDescData []byte
+	file_fsm_fsmpb_command_proto_rawDescOnce sync.Once
+	file_fsm_fsmpb_command_proto_rawDescData []byte
 )
 
-func file_command_proto_rawDescGZIP() []byte {
-	file_command_proto_rawDescOnce.Do(func() {
-		file_command_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_command_proto_rawDesc), len(file_command_proto_rawDesc)))
+func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
+	file_fsm_fsmpb_command_proto_rawDescOnce.Do(func() {
+		file_fsm_fsmpb_command_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)))
 	})
-	return file_command_proto_rawDescData
+	return file_fsm_fsmpb_command_proto_rawDescData
 }
 
-var file_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_command_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
-var file_command_proto_goTypes = []any{
+var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(Compare_Result)(0),  // 0: raftkv.fsm.v1.Compare.Result
 	(Compare_Target)(0),  // 1: raftkv.fsm.v1.Compare.Target
 	(*Command)(nil),      // 2: raftkv.fsm.v1.Command
@@ -923,7 +923,7 @@ var file_command_proto_goTypes = []any{
 	(*SetMember)(nil),    // 9: raftkv.fsm.v1.SetMember
 	(*SetClusterID)(nil), // 10: raftkv.fsm.v1.SetClusterID
 }
-var file_command_proto_depIdxs = []int32{
+var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	3,  // 0: raftkv.fsm.v1.Command.put:type_name -> raftkv.fsm.v1.Put
 	4,  // 1: raftkv.fsm.v1.Command.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
 	8,  // 2: raftkv.fsm.v1.Command.txn:type_name -> raftkv.fsm.v1.Txn
@@ -944,19 +944,19 @@ var file_command_proto_depIdxs = []int32{
 	0,  // [0:13] is the sub-list for field type_name
 }
 
-func init() { file_command_proto_init() }
-func file_command_proto_init() {
-	if File_command_proto != nil {
+func init() { file_fsm_fsmpb_command_proto_init() }
+func file_fsm_fsmpb_command_proto_init() {
+	if File_fsm_fsmpb_command_proto != nil {
 		return
 	}
-	file_command_proto_msgTypes[0].OneofWrappers = []any{
+	file_fsm_fsmpb_command_proto_msgTypes[0].OneofWrappers = []any{
 		(*Command_Put)(nil),
 		(*Command_DeleteRange)(nil),
 		(*Command_Txn)(nil),
 		(*Command_SetMember)(nil),
 		(*Command_SetClusterId)(nil),
 	}
-	file_command_proto_msgTypes[5].OneofWrappers = []any{
+	file_fsm_fsmpb_command_proto_msgTypes[5].OneofWrappers = []any{
 		(*Op_Range)(nil),
 		(*Op_Put)(nil),
 		(*Op_DeleteRange)(nil),
@@ -965,18 +965,18 @@ func file_command_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_command_proto_rawDesc), len(file_command_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      2,
 			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_command_proto_goTypes,
-		DependencyIndexes: file_command_proto_depIdxs,
-		EnumInfos:         file_command_proto_enumTypes,
-		MessageInfos:      file_command_proto_msgTypes,
+		GoTypes:           file_fsm_fsmpb_command_proto_goTypes,
+		DependencyIndexes: file_fsm_fsmpb_command_proto_depIdxs,
+		EnumInfos:         file_fsm_fsmpb_command_proto_enumTypes,
+		MessageInfos:      file_fsm_fsmpb_command_proto_msgTypes,
 	}.Build()
-	File_command_proto = out.File
-	file_command_proto_goTypes = nil
-	file_command_proto_depIdxs = nil
+	File_fsm_fsmpb_command_proto = out.File
+	file_fsm_fsmpb_command_proto_goTypes = nil
+	file_fsm_fsmpb_command_proto_depIdxs = nil
 }

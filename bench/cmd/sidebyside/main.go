@@ -9,15 +9,7 @@
 //	sidebyside [compare] [flags]   the workload table (default)
 //	sidebyside scale [flags]       1,000,000 keys: disk, RSS, restart, snapshot
 //
-// Build it with scripts/bench.sh, which also builds raftkvd. raftkv's
-// api/kvpb and etcd's mvccpb both register a proto file named "kv.proto"
-// (different proto packages, no clashing types), so the binary must be
-// linked with
-//
-//	-ldflags "-X google.golang.org/protobuf/reflect/protoregistry.conflictPolicy=ignore"
-//
-// (or run with GOLANG_PROTOBUF_REGISTRATION_CONFLICT=ignore); otherwise the
-// protobuf runtime panics at start-up.
+// Build it with scripts/bench.sh, which also builds raftkvd.
 //
 // docs/bench.md explains every column and how the numbers are computed.
 package main
