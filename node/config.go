@@ -104,6 +104,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// LogLevel is the level of this node's logs, raft's included.
 	LogLevel slog.Level
+	// EnablePprof serves Go's profiling endpoints under /debug/pprof/ on
+	// HTTPAddr (how the CPU profiles behind docs/bench.md were taken).
+	EnablePprof bool
 
 	// Cache is the in-process read cache (MaxBytes 0 turns it off) and
 	// CacheRedis the optional shared Redis tier behind it (empty URL: none).

@@ -78,6 +78,9 @@ type Node struct {
 	// readyTerm is the term in which this node, as leader, has applied a
 	// barrier: only then is its commit index safe for ReadIndex.
 	readyTerm atomic.Uint64
+	// nonFSMGap memoizes onlyNonFSMEntries: the last gap of committed
+	// no-op or barrier entries found past the FSM's applied index.
+	nonFSMGap atomic.Pointer[logGap]
 	// openedAppliedIndex is the FSM's applied index when the node opened its
 	// store, before raft replayed anything.
 	openedAppliedIndex uint64

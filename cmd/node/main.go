@@ -106,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	fs.IntVar(&cfg.Limits.MaxTxnOps, "max-txn-ops", cfg.Limits.MaxTxnOps, "most compares, and most ops per branch, in one Txn")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "deadline of a request that arrives without one")
 	registerCacheFlags(fs, &cfg)
+	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve Go's profiling endpoints under /debug/pprof/ on --http-addr")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	mf := registerMembershipFlags(fs, &cfg)
