@@ -78,6 +78,8 @@ type Node struct {
 	// readyTerm is the term in which this node, as leader, has applied a
 	// barrier: only then is its commit index safe for ReadIndex.
 	readyTerm atomic.Uint64
+	// readIndex batches concurrent linearizable reads (readindex.go).
+	readIndex readIndexBatcher
 	// nonFSMGap memoizes onlyNonFSMEntries: the last gap of committed
 	// no-op or barrier entries found past the FSM's applied index.
 	nonFSMGap atomic.Pointer[logGap]

@@ -89,37 +89,6 @@ func (n *Node) remoteReadIndex(ctx context.Context) (uint64, error) {
 	return resp.GetIndex(), nil
 }
 
-// ReadIndex implements transport.Internal on the leader. The returned index
-// is at least the index of every write acknowledged before the call:
-//
-//  1. once per term, a barrier is applied, so the commit index covers every
-//     entry of earlier terms (a new leader's commit index may lag);
-//  2. the commit index is recorded;
-//  3. VerifyLeader confirms with a quorum that this node still leads, and
-//     the term is checked unchanged, so no newer leader could have
-//     acknowledged writes this node has not seen.
-func (n *Node) ReadIndex(ctx context.Context) (uint64, uint64, error) {
-	if n.raft.State() != raft.Leader {
-		id, addr := n.leaderGRPC()
-		return 0, 0, &transport.NotLeaderError{LeaderID: id, LeaderAddr: addr}
-	}
-	term := n.raft.CurrentTerm()
-	if n.readyTerm.Load() != term {
-		if err := n.raft.Barrier(timeoutFrom(ctx, n.cfg.RequestTimeout)).Error(); err != nil {
-			return 0, 0, fmt.Errorf("read index barrier: %w", readErr(err))
-		}
-		n.readyTerm.Store(term)
-	}
-	idx := n.raft.CommitIndex()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return 0, 0, fmt.Errorf("read index verify leader: %w", readErr(err))
-	}
-	if n.raft.CurrentTerm() != term {
-		return 0, 0, fmt.Errorf("%w: term changed during read index", transport.ErrNoLeader)
-	}
-	return idx, term, nil
-}
-
 // readErr maps raft failures of the read path: nothing was written, so every
 // one of them is retryable.
 func readErr(err error) error {
