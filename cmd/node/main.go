@@ -15,8 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
