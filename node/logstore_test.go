@@ -103,3 +103,42 @@ func TestNewStartErrorIsAnError(t *testing.T) {
 		t.Fatal("New with a directory as raft.db succeeded, want an error")
 	}
 }
+
+// TestOpenLogStorePreallocates: raft.db is written with zeros up to
+// logPreallocBytes at open, keeps every entry across a reopen, and is not
+// grown again once it is large enough.
+func TestOpenLogStorePreallocates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	for round := range 2 {
+		s, err := openLogStore(path)
+		if err != nil {
+			t.Fatalf("round %d: open: %v", round, err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != logPreallocBytes {
+			t.Fatalf("round %d: raft.db is %d bytes, want %d", round, fi.Size(), logPreallocBytes)
+		}
+		if round == 0 {
+			for i := uint64(1); i <= 100; i++ {
+				if err := s.StoreLog(&raft.Log{Index: i, Term: 1, Data: bytes.Repeat([]byte("y"), 300)}); err != nil {
+					t.Fatalf("store log %d: %v", i, err)
+				}
+			}
+		} else {
+			last, err := s.LastIndex()
+			if err != nil || last != 100 {
+				t.Fatalf("after reopen: last index %d err %v, want 100", last, err)
+			}
+			var l raft.Log
+			if err := s.GetLog(57, &l); err != nil || len(l.Data) != 300 {
+				t.Fatalf("after reopen: entry 57: %v (%d bytes)", err, len(l.Data))
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
