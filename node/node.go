@@ -78,8 +78,10 @@ type Node struct {
 	// readyTerm is the term in which this node, as leader, has applied a
 	// barrier: only then is its commit index safe for ReadIndex.
 	readyTerm atomic.Uint64
-	// readIndex batches concurrent linearizable reads (readindex.go).
-	readIndex readIndexBatcher
+	// readIndex batches the leader's read index confirmations, remoteRead
+	// a follower's ReadIndex calls to the leader (readindex.go).
+	readIndex  readIndexBatcher
+	remoteRead readIndexBatcher
 	// nonFSMGap memoizes onlyNonFSMEntries: the last gap of committed
 	// no-op or barrier entries found past the FSM's applied index.
 	nonFSMGap atomic.Pointer[logGap]

@@ -73,20 +73,31 @@ func (n *Node) readBarrier(ctx context.Context, c kvpb.Consistency) error {
 	return n.waitApplied(ctx, idx)
 }
 
+// remoteReadIndex asks the leader for a read index. Concurrent reads on
+// this follower share one call (readIndexBatcher).
 func (n *Node) remoteReadIndex(ctx context.Context) (uint64, error) {
+	if _, err := n.leaderForward(ctx); err != nil {
+		return 0, err
+	}
+	idx, _, err := n.remoteRead.do(ctx, n.cfg.RequestTimeout, n.askLeaderReadIndex)
+	return idx, err
+}
+
+// askLeaderReadIndex is one ReadIndex call to the leader.
+func (n *Node) askLeaderReadIndex(ctx context.Context) (uint64, uint64, error) {
 	addr, err := n.leaderForward(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cli, err := n.peers.Internal(addr)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", transport.ErrNoLeader, err)
+		return 0, 0, fmt.Errorf("%w: %w", transport.ErrNoLeader, err)
 	}
 	resp, err := cli.ReadIndex(transport.ForwardContext(ctx), &kvpb.ReadIndexRequest{})
 	if err != nil {
-		return 0, transport.ClassifyForwardError(err, false)
+		return 0, 0, transport.ClassifyForwardError(err, false)
 	}
-	return resp.GetIndex(), nil
+	return resp.GetIndex(), resp.GetTerm(), nil
 }
 
 // readErr maps raft failures of the read path: nothing was written, so every
