@@ -118,7 +118,7 @@ func TestPrepareRejectsBadSnapshots(t *testing.T) {
 		{"not a snapshot", []byte(strings.Repeat("hello ", 20)), backup.ErrCorrupt},
 		{"newer snapshot version", func() []byte {
 			b := bytes.Clone(good)
-			binary.BigEndian.PutUint32(b[8:12], 3)
+			binary.BigEndian.PutUint32(b[8:12], 4)
 			return b
 		}(), backup.ErrUnsupportedVersion},
 	} {
