@@ -1,0 +1,145 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftkv/raftkv/fsm/fsmpb"
+)
+
+const (
+	// defaultExpiryInterval is how often the leader looks for expired keys
+	// when Config.ExpiryInterval is zero.
+	defaultExpiryInterval = 500 * time.Millisecond
+	// expiryBatch caps the keys of one DeleteExpired command, so one entry
+	// stays small (keys up to 32 KiB each would still fit far below
+	// raft.SuggestedMaxDataSize only for short keys; 256 keeps the entry
+	// bounded for typical keys) and one apply short.
+	expiryBatch = 256
+	// expiryRoundMax caps the commands one tick proposes back to back
+	// when the backlog is large, so a huge backlog cannot starve the tick's
+	// exit on a leadership change for long.
+	expiryRoundMax = 64
+)
+
+// expireAt converts a TTL in milliseconds into the absolute expiry a put
+// carries in the log; 0 stays 0 (no expiry).
+func expireAt(ttlMs int64, now time.Time) int64 {
+	if ttlMs <= 0 {
+		return 0
+	}
+	return now.UnixMilli() + ttlMs
+}
+
+// runExpiry starts the expiry loop whenever this node becomes leader and
+// stops it when it steps down (or the node stops). Leadership is watched
+// through a raft observer, as runBackups does, plus a periodic check in
+// case an observation is dropped.
+func (n *Node) runExpiry() {
+	defer n.wg.Done()
+	obs := make(chan raft.Observation, 4)
+	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(observer)
+	defer n.raft.DeregisterObserver(observer)
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+
+	var stopLoop func() // non-nil while the loop runs
+	defer func() {
+		if stopLoop != nil {
+			stopLoop()
+		}
+	}()
+	for {
+		leader := n.raft.State() == raft.Leader
+		switch {
+		case leader && stopLoop == nil:
+			stopLoop = n.startExpireLoop()
+		case !leader && stopLoop != nil:
+			stopLoop()
+			stopLoop = nil
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-obs:
+		case <-check.C:
+		}
+	}
+}
+
+// startExpireLoop starts expireLoop and returns the function that stops it
+// and waits for it to return.
+func (n *Node) startExpireLoop() func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.expireLoop(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// expireLoop runs on the leader only: every interval it reads the expiry
+// index and proposes DeleteExpired commands for what is due by this node's
+// clock. The FSM re-checks each key's stored expiry against the command's
+// time, so keys re-put in between survive. Reads never look at a clock: a
+// key is visible until its delete commits.
+func (n *Node) expireLoop(ctx context.Context) {
+	interval := n.cfg.ExpiryInterval
+	if interval <= 0 {
+		interval = defaultExpiryInterval
+	}
+	n.logger.Info("expiry loop started", "interval", interval)
+	defer n.logger.Info("expiry loop stopped")
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for round := 0; round < expiryRoundMax && ctx.Err() == nil; round++ {
+			full, err := n.expireOnce(ctx, time.Now().UnixMilli())
+			if err != nil {
+				n.logger.Debug("expire keys", "err", err)
+				break
+			}
+			if !full {
+				break
+			}
+		}
+	}
+}
+
+// expireOnce proposes one DeleteExpired for up to expiryBatch keys due at
+// now and reports whether the batch was full (more may be due).
+func (n *Node) expireOnce(ctx context.Context, now int64) (full bool, err error) {
+	due, err := n.fsm.Expired(now, expiryBatch)
+	if err != nil || len(due) == 0 {
+		return false, err
+	}
+	cmd := &fsmpb.DeleteExpired{NowUnixMs: now, Keys: make([][]byte, len(due))}
+	for i, e := range due {
+		cmd.Keys[i] = e.Key
+	}
+	actx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	res, err := n.apply(actx, &fsmpb.Command{Op: &fsmpb.Command_DeleteExpired{DeleteExpired: cmd}})
+	if err != nil {
+		return false, err
+	}
+	if res.Delete != nil {
+		n.metrics.expired.Add(float64(res.Delete.Deleted))
+	}
+	return len(due) == expiryBatch, nil
+}
