@@ -67,15 +67,15 @@ type backupResult struct {
 // store and FSM wrappers observe into it) and registered once the node is
 // up; see Node.registerMetrics.
 type metrics struct {
-	logAppend     prometheus.Histogram
-	commit        prometheus.Histogram
-	fsmApply      prometheus.Histogram
-	fsmBatch      prometheus.Histogram
-	snapDuration  prometheus.Histogram
-	snapSize      prometheus.Gauge
-	snapFailures  prometheus.Counter
+	logAppend    prometheus.Histogram
+	commit       prometheus.Histogram
+	fsmApply     prometheus.Histogram
+	fsmBatch     prometheus.Histogram
+	snapDuration prometheus.Histogram
+	snapSize     prometheus.Gauge
+	snapFailures prometheus.Counter
 	// expired counts keys deleted by this node's expiry loop as leader.
-	expired prometheus.Counter
+	expired       prometheus.Counter
 	leaderChanges prometheus.Counter
 
 	backupRuns        *prometheus.CounterVec
