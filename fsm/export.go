@@ -27,12 +27,7 @@ type Cut struct {
 // BeginCut opens a Cut at the current applied index. The caller must Close
 // it. It is not safe for concurrent use.
 func (f *FSM) BeginCut() (*Cut, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.closed.Load() {
-		return nil, ErrClosed
-	}
-	tx, err := f.st.BeginRead()
+	tx, err := f.beginRead()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: begin cut: %w", err)
 	}
@@ -42,6 +37,18 @@ func (f *FSM) BeginCut() (*Cut, error) {
 		return nil, fmt.Errorf("fsm: begin cut: %w", err)
 	}
 	return &Cut{tx: tx, index: idx}, nil
+}
+
+// beginRead starts a long-lived read transaction on the current store
+// (under the read lock, so Restore cannot swap the store mid-way). The
+// caller must roll it back.
+func (f *FSM) beginRead() (*store.ReadTx, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed.Load() {
+		return nil, ErrClosed
+	}
+	return f.st.BeginRead()
 }
 
 // Index returns the applied index the cut reflects.

@@ -83,12 +83,7 @@ var ErrBadSnapshot = errors.New("fsm: invalid snapshot")
 // Persist streams it later, concurrently with Apply. The caller must call
 // Release (raft always does).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.closed.Load() {
-		return nil, ErrClosed
-	}
-	tx, err := f.st.BeginRead()
+	tx, err := f.beginRead()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}

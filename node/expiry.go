@@ -39,13 +39,8 @@ func expireAt(ttlMs int64, now time.Time) int64 {
 // case an observation is dropped.
 func (n *Node) runExpiry() {
 	defer n.wg.Done()
-	obs := make(chan raft.Observation, 4)
-	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(observer)
-	defer n.raft.DeregisterObserver(observer)
+	obs, unwatch := n.watchLeader()
+	defer unwatch()
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
 
