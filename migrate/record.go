@@ -153,7 +153,7 @@ func (m Mode) String() string {
 }
 
 // TTLPolicy selects what happens to records with an expiry time when the
-// target cannot store one (raftkv, SQL tables).
+// target cannot store one (SQL tables).
 type TTLPolicy int
 
 const (
