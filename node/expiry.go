@@ -13,11 +13,11 @@ const (
 	// defaultExpiryInterval is how often the leader looks for expired keys
 	// when Config.ExpiryInterval is zero.
 	defaultExpiryInterval = 500 * time.Millisecond
-	// expiryBatch caps the keys of one DeleteExpired command, so one entry
-	// stays small (keys up to 32 KiB each would still fit far below
-	// raft.SuggestedMaxDataSize only for short keys; 256 keeps the entry
-	// bounded for typical keys) and one apply short.
-	expiryBatch = 256
+	// expiryBatch and expiryBatchBytes cap one DeleteExpired command, so
+	// one entry stays well below raft.SuggestedMaxDataSize (512 KiB) even
+	// with long keys, and one apply stays short.
+	expiryBatch      = 256
+	expiryBatchBytes = 256 << 10
 	// expiryRoundMax caps the commands one tick proposes back to back
 	// when the backlog is large, so a huge backlog cannot starve the tick's
 	// exit on a leadership change for long.
@@ -123,9 +123,14 @@ func (n *Node) expireOnce(ctx context.Context, now int64) (full bool, err error)
 	if err != nil || len(due) == 0 {
 		return false, err
 	}
-	cmd := &fsmpb.DeleteExpired{NowUnixMs: now, Keys: make([][]byte, len(due))}
-	for i, e := range due {
-		cmd.Keys[i] = e.Key
+	cmd := &fsmpb.DeleteExpired{NowUnixMs: now, Keys: make([][]byte, 0, len(due))}
+	size := 0
+	for _, e := range due {
+		if size += len(e.Key); size > expiryBatchBytes && len(cmd.Keys) > 0 {
+			full = true // the rest goes in the next command
+			break
+		}
+		cmd.Keys = append(cmd.Keys, e.Key)
 	}
 	actx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
@@ -136,5 +141,5 @@ func (n *Node) expireOnce(ctx context.Context, now int64) (full bool, err error)
 	if res.Delete != nil {
 		n.metrics.expired.Add(float64(res.Delete.Deleted))
 	}
-	return len(due) == expiryBatch, nil
+	return full || len(due) == expiryBatch, nil
 }
