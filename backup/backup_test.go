@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/raftkv/raftkv/backup"
+	"github.com/raftkv/raftkv/fsm/fsmpb"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -83,6 +85,18 @@ func TestDecoderAgreesWithFSM(t *testing.T) {
 			}
 		})
 	}
+	t.Run("version 3 stream with expiries", func(t *testing.T) {
+		f := newFSM(t)
+		idx := populate(t, f, "c", 20)
+		for i := range 5 {
+			idx = applyAll(t, f, idx+1, &fsmpb.Command{Op: &fsmpb.Command_Put{Put: &fsmpb.Put{
+				Key: []byte(fmt.Sprintf("ttl/%d", i)), Value: []byte("v"), ExpireAtUnixMs: 1767225600000 + int64(i)}}}) - 1
+		}
+		_, m := makeBackup(t, snapshot(t, f), backup.Info{})
+		if m.PayloadVersion != 3 || m.KeyCount != uint64(f.Stats().KeyCount) || m.AppliedIndex != idx {
+			t.Errorf("manifest payload version %d keys %d index %d, want 3 %d %d", m.PayloadVersion, m.KeyCount, m.AppliedIndex, f.Stats().KeyCount, idx)
+		}
+	})
 	t.Run("version 1 stream", func(t *testing.T) {
 		f := newFSM(t)
 		populate(t, f, "", 5)
@@ -118,7 +132,7 @@ func TestPrepareRejectsBadSnapshots(t *testing.T) {
 		{"not a snapshot", []byte(strings.Repeat("hello ", 20)), backup.ErrCorrupt},
 		{"newer snapshot version", func() []byte {
 			b := bytes.Clone(good)
-			binary.BigEndian.PutUint32(b[8:12], 3)
+			binary.BigEndian.PutUint32(b[8:12], 4)
 			return b
 		}(), backup.ErrUnsupportedVersion},
 	} {

@@ -105,7 +105,7 @@ type Manifest struct {
 	// Compression is the payload compression, CompressionGzip.
 	Compression string `json:"compression"`
 	// PayloadFormat and PayloadVersion name the uncompressed payload's
-	// format: PayloadFormat, FSM snapshot version 1 or 2.
+	// format: PayloadFormat, FSM snapshot version 1, 2 or 3.
 	PayloadFormat  string `json:"payload_format"`
 	PayloadVersion uint32 `json:"payload_version"`
 	// SHA256 is the hex SHA-256 of the compressed payload bytes.

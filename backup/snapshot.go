@@ -16,7 +16,9 @@ import (
 //
 //	header:  magic "RKVSNAP\x00" | version u32 | applied index u64 | applied term u64
 //	records: length u32 (> 0) | tag u8 | body (length-1 bytes)
-//	           tag 1 kv, tag 2 member, tag 3 cluster id (version 2 and later)
+//	           tag 1 kv, tag 2 member, tag 3 cluster id (version 2 and later),
+//	           tag 4 kv with expiry (version 3 and later; tag 1 plus an i64 expiry
+//	           after the three revisions)
 //	trailer: 0 u32 | record count u64 | sha256 over every byte before it
 //
 // backup decodes it itself instead of importing fsm: raftkvctl links backup
@@ -31,17 +33,18 @@ const (
 	// payloadVersionMin and payloadVersionMax are the FSM snapshot versions
 	// this package reads.
 	payloadVersionMin = 1
-	payloadVersionMax = 2
+	payloadVersionMax = 3
 
 	tagKV        = 1
 	tagMember    = 2
 	tagClusterID = 3
+	tagKVExpiry  = 4
 
 	// maxRecordLen bounds a record's length field: a kv record with a 32 KiB
 	// key (bbolt's limit is lower) and a value of up to 2^31 bytes. It only
 	// protects against absurd lengths; the reader grows its buffer with the
 	// data actually read.
-	maxRecordLen = 1 + 4 + 32<<10 + 24 + (1<<31 - 1)
+	maxRecordLen = 1 + 4 + 32<<10 + 32 + (1<<31 - 1)
 	// maxClusterIDLen matches fsm.MaxClusterIDLen.
 	maxClusterIDLen = 64
 )
@@ -109,12 +112,19 @@ func decodePayload(r io.Reader) (payloadStats, error) {
 func (st *payloadStats) record(b []byte) error {
 	tag, body := b[0], b[1:]
 	switch tag {
-	case tagKV:
+	case tagKV, tagKVExpiry:
+		fixed := uint64(24)
+		if tag == tagKVExpiry {
+			if st.version < 3 {
+				return fmt.Errorf("%w: payload: record %d: unexpected kv-with-expiry record", ErrCorrupt, st.records)
+			}
+			fixed = 32
+		}
 		if len(body) < 4 {
 			return fmt.Errorf("%w: payload: record %d: short kv record", ErrCorrupt, st.records)
 		}
 		kl := binary.BigEndian.Uint32(body)
-		if kl == 0 || uint64(len(body)-4) < uint64(kl)+24 {
+		if kl == 0 || uint64(len(body)-4) < uint64(kl)+fixed {
 			return fmt.Errorf("%w: payload: record %d: bad key length %d", ErrCorrupt, st.records, kl)
 		}
 		st.keys++

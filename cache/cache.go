@@ -58,6 +58,10 @@ type Entry struct {
 	Value []byte
 	// CreateRevision, ModRevision and Version are the key's metadata.
 	CreateRevision, ModRevision, Version int64
+	// ExpireAtUnixMs is the key's replicated expiry (0: none). The cache
+	// does not act on it: the key is deleted, and the entry invalidated,
+	// by the expiry delete going through the log.
+	ExpireAtUnixMs int64
 }
 
 // Stats counts what a Cache did since New. It is a plain value so that a

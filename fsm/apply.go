@@ -34,6 +34,8 @@ var (
 	// ErrInvalidClusterID is returned for a SetClusterID whose id is empty,
 	// longer than MaxClusterIDLen or not printable ASCII without spaces.
 	ErrInvalidClusterID = errors.New("fsm: invalid cluster id")
+	// ErrInvalidExpiry is returned for a Put with a negative expiry time.
+	ErrInvalidExpiry = errors.New("fsm: invalid expiry")
 )
 
 // MaxClusterIDLen is the longest cluster id SetClusterID accepts.
@@ -235,6 +237,8 @@ func (f *FSM) applyCommand(tx *store.WriteTx, l *raft.Log, res *Result, inv *inv
 		if tx.ClusterID() == "" {
 			err = tx.SetClusterID(op.SetClusterId.GetId())
 		}
+	case *fsmpb.Command_DeleteExpired:
+		res.Delete, err = a.deleteExpired(op.DeleteExpired)
 	default:
 		// checkKnown already refused this; keep the policy visible here.
 		f.fatal(l.Index, "unknown command op, upgrade this node", nil)
@@ -247,7 +251,8 @@ func (f *FSM) applyCommand(tx *store.WriteTx, l *raft.Log, res *Result, inv *inv
 // unknown op (anywhere, including inside a Txn) or an unknown enum value.
 func checkKnown(cmd *fsmpb.Command) error {
 	switch op := cmd.Op.(type) {
-	case *fsmpb.Command_Put, *fsmpb.Command_DeleteRange, *fsmpb.Command_SetMember, *fsmpb.Command_SetClusterId:
+	case *fsmpb.Command_Put, *fsmpb.Command_DeleteRange, *fsmpb.Command_SetMember, *fsmpb.Command_SetClusterId,
+		*fsmpb.Command_DeleteExpired:
 		return nil
 	case *fsmpb.Command_Txn:
 		for i, c := range op.Txn.GetCompare() {
@@ -326,6 +331,8 @@ func validatePut(p *fsmpb.Put) error {
 		return fmt.Errorf("%w: %d bytes, max %d", ErrKeyTooLarge, len(p.GetKey()), store.MaxKeySize)
 	case len(p.GetValue()) > store.MaxValueSize:
 		return fmt.Errorf("%w: %d bytes, max %d", ErrValueTooLarge, len(p.GetValue()), store.MaxValueSize)
+	case p.GetExpireAtUnixMs() < 0:
+		return fmt.Errorf("%w: %d", ErrInvalidExpiry, p.GetExpireAtUnixMs())
 	}
 	return nil
 }
@@ -350,6 +357,8 @@ func (a *applier) put(p *fsmpb.Put) (*PutResult, error) {
 		CreateRevision: a.rev,
 		ModRevision:    a.rev,
 		Version:        1,
+		// Replaces any earlier expiry; 0 clears it (Redis SET semantics).
+		ExpireAtUnixMs: p.GetExpireAtUnixMs(),
 	}
 	if existed {
 		kv.CreateRevision = prev.CreateRevision
@@ -405,6 +414,32 @@ func (a *applier) deleteRange(d *fsmpb.DeleteRange) (*DeleteResult, error) {
 	}
 	if res.Deleted > 0 {
 		a.inv.rng(start, end, uint64(a.rev))
+	}
+	return res, nil
+}
+
+// deleteExpired deletes each listed key whose stored expiry is still at or
+// before the command's time. The leader chose the keys from its expiry
+// index, but entries between that scan and this one may have re-put a key
+// with a later expiry or none, or deleted it: those are skipped. The
+// decision reads only the store and the command, so every replica makes
+// the same one.
+func (a *applier) deleteExpired(d *fsmpb.DeleteExpired) (*DeleteResult, error) {
+	res := &DeleteResult{}
+	now := d.GetNowUnixMs()
+	for _, k := range d.GetKeys() {
+		kv, existed, err := a.tx.Get(k)
+		if err != nil {
+			return nil, err
+		}
+		if !existed || kv.ExpireAtUnixMs == 0 || kv.ExpireAtUnixMs > now {
+			continue
+		}
+		if _, err := a.tx.Delete(k); err != nil {
+			return nil, err
+		}
+		res.Deleted++
+		a.inv.key(k, uint64(a.rev), nil)
 	}
 	return res, nil
 }

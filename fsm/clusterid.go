@@ -41,8 +41,8 @@ type SnapshotInfo struct {
 }
 
 // RewriteClusterID copies the snapshot stream src to dst with its cluster id
-// replaced by id (or added, for a stream without one), in the current
-// SnapshotVersion, with a new record count and checksum. Everything else,
+// replaced by id (or added, for a stream without one), in the source's
+// format version (at least 2, the first with a cluster id), with a new record count and checksum. Everything else,
 // header index and term included, is copied unchanged.
 //
 // src is fully verified while it is copied, but the verdict comes only at its
@@ -67,7 +67,7 @@ func RewriteClusterID(dst io.Writer, src io.Reader, id string) (SnapshotInfo, er
 	hw := io.MultiWriter(bw, h)
 	hdr := make([]byte, 0, snapshotHeaderLen)
 	hdr = append(hdr, snapshotMagic...)
-	hdr = binary.BigEndian.AppendUint32(hdr, SnapshotVersion)
+	hdr = binary.BigEndian.AppendUint32(hdr, max(sr.version, snapshotVersionNoExpiry))
 	hdr = binary.BigEndian.AppendUint64(hdr, sr.index)
 	hdr = binary.BigEndian.AppendUint64(hdr, sr.term)
 	if _, err := hw.Write(hdr); err != nil {

@@ -71,8 +71,10 @@ func TestSnapshotCarriesClusterID(t *testing.T) {
 		t.Errorf("Hash did not change when the cluster id was set")
 	}
 	data := snapshotBytes(t, src)
-	if v := binary.BigEndian.Uint32(data[8:12]); v != fsm.SnapshotVersion {
-		t.Fatalf("snapshot version: got %d, want %d", v, fsm.SnapshotVersion)
+	// Without any expiry the snapshot is written in version 2, as v0.2.0
+	// wrote it.
+	if v := binary.BigEndian.Uint32(data[8:12]); v != 2 {
+		t.Fatalf("snapshot version: got %d, want 2 (no expiries)", v)
 	}
 	dst := newFSM(t, "", nil)
 	apply(t, dst, 1, clusterIDCmd("other"))

@@ -324,6 +324,7 @@ func doRange(tx rangeReader, r *fsmpb.Range) (RangeResult, error) {
 			Limit:     r.GetLimit(),
 			KeysOnly:  r.GetKeysOnly(),
 			CountOnly: r.GetCountOnly(),
+			CountRest: r.GetCountRest(),
 		})
 	}
 	kv, ok, err := tx.Get(start)
@@ -449,7 +450,7 @@ func (f *FSM) StateHash() (StateHash, error) {
 			return err
 		}
 		return writeRecords(tx, func(rec []byte) error {
-			if rec[4] == recordKV {
+			if rec[4] == recordKV || rec[4] == recordKVExpiry {
 				sh.KeyCount++
 			}
 			_, _ = h.Write(rec)

@@ -95,6 +95,9 @@ func (m *model) rng(r *fsmpb.Range) *fsm.RangeResult {
 		}
 		if r.Limit > 0 && int64(len(res.KVs)) >= r.Limit {
 			res.More = true
+			if !r.CountRest {
+				break
+			}
 			continue
 		}
 		kv := m.kvs[k]
@@ -230,7 +233,7 @@ func (g *gen) del() *fsmpb.DeleteRange {
 
 func (g *gen) rng_() *fsmpb.Range {
 	k := g.key()
-	return &fsmpb.Range{Key: k, RangeEnd: g.rangeEnd(k), Limit: int64(g.rng.IntN(4)), KeysOnly: g.rng.IntN(4) == 0, CountOnly: g.rng.IntN(6) == 0}
+	return &fsmpb.Range{Key: k, RangeEnd: g.rangeEnd(k), Limit: int64(g.rng.IntN(4)), KeysOnly: g.rng.IntN(4) == 0, CountOnly: g.rng.IntN(6) == 0, CountRest: g.rng.IntN(2) == 0}
 }
 
 func (g *gen) compare() *fsmpb.Compare {

@@ -32,11 +32,16 @@ import (
 //	           tag 1, kv:         key length u32 | key | create_revision i64 | mod_revision i64 | version i64 | value
 //	           tag 2, member:     id length u32 | id | grpc address
 //	           tag 3, cluster id: the id (version 2 and later; at most one)
+//	           tag 4, kv with expiry (version 3 and later): key length u32 | key |
+//	                  create_revision i64 | mod_revision i64 | version i64 | expire_at_unix_ms i64 | value
 //	trailer: 0 u32 | record count u64 | sha256 over every byte before it
 //
 // Integers are big-endian. The cluster id (if the cluster has one) comes
-// first, then members, then kvs in key order. Version 1 (v0.1.0) is
-// version 2 without tag 3; both are read. Package backup reads this format
+// first, then members, then kvs in key order (tag 1 for a key without an
+// expiry, tag 4 for one with). Version 1 (v0.1.0) is version 2 without tag
+// 3, and version 2 (v0.2.0) is version 3 without tag 4; all three are read.
+// A store without any expiry is still written as version 2, so clusters and
+// backups that do not use TTLs stay readable by v0.2.0. Package backup reads this format
 // too, independently (raftkvctl links backup but not fsm), and its tests
 // check it against this writer.
 const (
@@ -46,7 +51,11 @@ const (
 	// separate from raft's SnapshotMeta.Version.
 	//
 	// NB: persisted; see the format above.
-	SnapshotVersion uint32 = 2
+	SnapshotVersion uint32 = 3
+
+	// snapshotVersionNoExpiry is written when the store holds no expiry,
+	// so the stream is exactly what v0.2.0 wrote and reads.
+	snapshotVersionNoExpiry uint32 = 2
 
 	// snapshotVersionMin is the oldest snapshot format Restore reads.
 	snapshotVersionMin uint32 = 1
@@ -55,8 +64,9 @@ const (
 	recordKV          = byte(1)
 	recordMember      = byte(2)
 	recordClusterID   = byte(3)
+	recordKVExpiry    = byte(4)
 	// maxRecordLen bounds a record's length field: the largest kv record.
-	maxRecordLen = 1 + 4 + store.MaxKeySize + 24 + store.MaxValueSize
+	maxRecordLen = 1 + 4 + store.MaxKeySize + 32 + store.MaxValueSize
 
 	// restoreChunkBytes is how much record data Restore writes per store
 	// transaction: large enough to amortize commits, small enough to bound
@@ -73,12 +83,7 @@ var ErrBadSnapshot = errors.New("fsm: invalid snapshot")
 // Persist streams it later, concurrently with Apply. The caller must call
 // Release (raft always does).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.closed.Load() {
-		return nil, ErrClosed
-	}
-	tx, err := f.st.BeginRead()
+	tx, err := f.beginRead()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
@@ -125,7 +130,11 @@ func (s *snapshot) write(w io.Writer) error {
 
 	hdr := make([]byte, 0, snapshotHeaderLen)
 	hdr = append(hdr, snapshotMagic...)
-	hdr = binary.BigEndian.AppendUint32(hdr, SnapshotVersion)
+	version := SnapshotVersion
+	if idx, perKey := s.tx.ExpiryCount(); idx == 0 && perKey == 0 {
+		version = snapshotVersionNoExpiry
+	}
+	hdr = binary.BigEndian.AppendUint32(hdr, version)
 	hdr = binary.BigEndian.AppendUint64(hdr, index)
 	hdr = binary.BigEndian.AppendUint64(hdr, term)
 	if _, err := hw.Write(hdr); err != nil {
@@ -186,13 +195,20 @@ func writeRecords(tx *store.ReadTx, emit func(rec []byte) error) error {
 }
 
 func appendKVRecord(b []byte, kv store.KeyValue) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(1+4+len(kv.Key)+24+len(kv.Value)))
-	b = append(b, recordKV)
+	tag, fixed := recordKV, 24
+	if kv.ExpireAtUnixMs != 0 {
+		tag, fixed = recordKVExpiry, 32
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(1+4+len(kv.Key)+fixed+len(kv.Value)))
+	b = append(b, tag)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(kv.Key)))
 	b = append(b, kv.Key...)
 	b = binary.BigEndian.AppendUint64(b, uint64(kv.CreateRevision))
 	b = binary.BigEndian.AppendUint64(b, uint64(kv.ModRevision))
 	b = binary.BigEndian.AppendUint64(b, uint64(kv.Version))
+	if tag == recordKVExpiry {
+		b = binary.BigEndian.AppendUint64(b, uint64(kv.ExpireAtUnixMs))
+	}
 	return append(b, kv.Value...)
 }
 
@@ -281,6 +297,9 @@ func (sr *snapshotReader) next() (tag byte, body []byte, err error) {
 	}
 	sr.count++
 	b := sr.body.Bytes()
+	if b[0] == recordKVExpiry && sr.version < 3 {
+		return 0, nil, fmt.Errorf("%w: record %d: unexpected kv-with-expiry record (format version %d)", ErrBadSnapshot, sr.count, sr.version)
+	}
 	if b[0] == recordClusterID {
 		sr.clusterIDs++
 		if sr.version < 2 || sr.clusterIDs > 1 {
@@ -326,13 +345,19 @@ func noEOF(err error) error {
 	return err
 }
 
-func decodeKVRecord(body []byte) (store.KeyValue, error) {
+// decodeKVRecord decodes the body of a kv record (tag 1) or, with
+// withExpiry, of a kv-with-expiry record (tag 4).
+func decodeKVRecord(body []byte, withExpiry bool) (store.KeyValue, error) {
 	if len(body) < 4 {
 		return store.KeyValue{}, fmt.Errorf("%w: short kv record", ErrBadSnapshot)
 	}
+	fixed := 24
+	if withExpiry {
+		fixed = 32
+	}
 	kl := binary.BigEndian.Uint32(body)
 	body = body[4:]
-	if uint64(len(body)) < uint64(kl)+24 {
+	if uint64(len(body)) < uint64(kl)+uint64(fixed) {
 		return store.KeyValue{}, fmt.Errorf("%w: kv record key length %d overruns record", ErrBadSnapshot, kl)
 	}
 	kv := store.KeyValue{Key: body[:kl]}
@@ -340,7 +365,13 @@ func decodeKVRecord(body []byte) (store.KeyValue, error) {
 	kv.CreateRevision = int64(binary.BigEndian.Uint64(body[0:8]))
 	kv.ModRevision = int64(binary.BigEndian.Uint64(body[8:16]))
 	kv.Version = int64(binary.BigEndian.Uint64(body[16:24]))
-	kv.Value = body[24:]
+	if withExpiry {
+		kv.ExpireAtUnixMs = int64(binary.BigEndian.Uint64(body[24:32]))
+		if kv.ExpireAtUnixMs <= 0 {
+			return store.KeyValue{}, fmt.Errorf("%w: kv record expiry %d", ErrBadSnapshot, kv.ExpireAtUnixMs)
+		}
+	}
+	kv.Value = body[fixed:]
 	return kv, nil
 }
 
@@ -482,8 +513,8 @@ func loadSnapshot(r io.Reader, path string) (err error) {
 				}
 				written += len(body)
 				switch tag {
-				case recordKV:
-					kv, err := decodeKVRecord(body)
+				case recordKV, recordKVExpiry:
+					kv, err := decodeKVRecord(body, tag == recordKVExpiry)
 					if err != nil {
 						return fmt.Errorf("record %d: %w", sr.count, err)
 					}

@@ -2,46 +2,14 @@ package migrate
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
-
-// defaultTable is the table of the original design's SQL storage backend.
-const defaultTable = "data_store"
-
-// sqlColumns is what a table looks like to the migration: the declared
-// type of every column, by name.
-type sqlColumns map[string]string
-
-// require checks that the columns named in want exist and have one of the
-// accepted types; accepted maps column name to accepted type names.
-func (c sqlColumns) require(table string, want []string, accepted map[string][]string) error {
-	var names []string
-	for n := range c {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, w := range want {
-		typ, ok := c[w]
-		if !ok {
-			return fmt.Errorf("table %s has no column %q (it has %s; want columns %s)",
-				table, w, strings.Join(names, ", "), strings.Join(want, ", "))
-		}
-		if ok := accepted[w]; ok != nil && !slices.Contains(ok, typ) {
-			return fmt.Errorf("column %s.%s has type %s; want one of %s", table, w, typ, strings.Join(accepted[w], ", "))
-		}
-	}
-	return nil
-}
 
 var pgAccepted = map[string][]string{
 	"key":        {"bytea", "text", "varchar"},
@@ -117,21 +85,12 @@ func pgColumns(ctx context.Context, conn *pgx.Conn, t pgTable) (sqlColumns, erro
 // postgresSource streams the table in key order with one query: one
 // statement reads one MVCC snapshot, so the copy is a consistent cut.
 type postgresSource struct {
+	sqlCursor
 	table   pgTable
 	conn    *pgx.Conn
 	timeout time.Duration
 	text    bool // key column is text: compare with the C collation
 	prefix  []byte
-	after   []byte
-	started bool
-	rows    pgx.Rows
-}
-
-// sqlPosition is the Position token of the SQL sources.
-//
-// NB: stored in checkpoint files; add fields, never change one.
-type sqlPosition struct {
-	After []byte `json:"after"`
 }
 
 func openPostgresSource(ctx context.Context, rawURL string, opts SourceOptions) (*postgresSource, error) {
@@ -143,7 +102,7 @@ func openPostgresSource(ctx context.Context, rawURL string, opts SourceOptions) 
 	if err != nil {
 		return nil, err
 	}
-	s := &postgresSource{table: t, conn: conn, timeout: opts.RequestTimeout, prefix: opts.Prefix}
+	s := &postgresSource{sqlCursor: sqlCursor{table: t.name}, table: t, conn: conn, timeout: opts.RequestTimeout, prefix: opts.Prefix}
 	cols, err := pgColumns(ctx, conn, t)
 	if err == nil && cols == nil {
 		err = fmt.Errorf("table %s does not exist", t.name)
@@ -151,12 +110,8 @@ func openPostgresSource(ctx context.Context, rawURL string, opts SourceOptions) 
 	if err == nil {
 		err = cols.require(t.name, []string{"key", "value"}, pgAccepted)
 	}
-	if err == nil && opts.After != "" {
-		var p sqlPosition
-		if err = json.Unmarshal([]byte(opts.After), &p); err != nil {
-			err = fmt.Errorf("bad resume position %q: %w", opts.After, err)
-		}
-		s.after, s.started = p.After, p.After != nil
+	if err == nil {
+		err = s.resume(opts.After)
 	}
 	if err != nil {
 		_ = conn.Close(context.Background())
@@ -202,48 +157,23 @@ func (s *postgresSource) where(withAfter bool) (string, []any) {
 }
 
 func (s *postgresSource) Next(ctx context.Context) (Record, error) {
-	if s.rows == nil {
+	return s.next(func() (sqlRows, error) {
 		where, args := s.where(true)
 		order := "key"
 		if s.text {
 			order = `key COLLATE "C"`
 		}
-		rows, err := s.conn.Query(ctx, "SELECT key, value FROM "+s.table.name+where+" ORDER BY "+order, args...)
-		if err != nil {
-			return Record{}, fmt.Errorf("query %s: %w", s.table.name, err)
-		}
-		s.rows = rows
-	}
-	if !s.rows.Next() {
-		if err := s.rows.Err(); err != nil {
-			return Record{}, fmt.Errorf("read %s: %w", s.table.name, err)
-		}
-		return Record{}, io.EOF
-	}
-	var k, v []byte
-	if err := s.rows.Scan(&k, &v); err != nil {
-		return Record{}, fmt.Errorf("read %s: %w", s.table.name, err)
-	}
-	if v == nil {
-		v = []byte{} // NULL values migrate as empty values
-	}
-	s.after, s.started = k, true
-	return Record{Key: k, Value: v}, nil
+		return s.conn.Query(ctx, "SELECT key, value FROM "+s.table.name+where+" ORDER BY "+order, args...)
+	})
 }
 
-func (s *postgresSource) Position() string {
-	if !s.started {
-		return ""
-	}
-	b, _ := json.Marshal(sqlPosition{After: s.after})
-	return string(b)
-}
+func (s *postgresSource) Position() string { return s.position() }
 
 func (s *postgresSource) Sorted() bool { return true }
 
 func (s *postgresSource) Close() error {
 	if s.rows != nil {
-		s.rows.Close()
+		s.rows.(pgx.Rows).Close()
 	}
 	return s.conn.Close(context.Background())
 }
@@ -296,25 +226,17 @@ func openPostgresTarget(ctx context.Context, rawURL string, opts TargetOptions) 
 // inspect checks an existing table's columns and its unique key.
 func (t *postgresTarget) inspect(ctx context.Context) error {
 	cols, err := pgColumns(ctx, t.conn, t.table)
-	if err != nil || cols == nil {
+	if err != nil {
 		return err
 	}
-	if err := cols.require(t.table.name, []string{"key", "value", "updated_at"}, pgAccepted); err != nil {
-		return err
-	}
-	var unique bool
-	err = t.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
+	t.cols, err = inspectSQLTarget(ctx, t.table.name, cols, pgAccepted, func(ctx context.Context) (unique bool, err error) {
+		err = t.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 		WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1 AND a.attname = 'key')`,
-		t.table.name).Scan(&unique)
-	if err != nil {
-		return fmt.Errorf("look up the key index of %s: %w", t.table.name, err)
-	}
-	if !unique {
-		return fmt.Errorf("column %s.key is not unique (no primary key or unique index on key alone), so rows cannot be upserted", t.table.name)
-	}
-	t.cols = cols
-	return nil
+			t.table.name).Scan(&unique)
+		return unique, err
+	})
+	return err
 }
 
 func (t *postgresTarget) Prepare(ctx context.Context) error {
@@ -336,18 +258,9 @@ func (t *postgresTarget) CanExpire() bool { return false }
 // Check refuses what a text column cannot hold. Before Prepare created a
 // missing table, the columns will be bytea, which hold anything.
 func (t *postgresTarget) Check(r Record) error {
-	for _, c := range []struct {
-		name string
-		b    []byte
-	}{{"key", r.Key}, {"value", r.Value}} {
-		if t.cols != nil && t.cols[c.name] != "bytea" && (!utf8.Valid(c.b) || strings.ContainsRune(string(c.b), 0)) {
-			return fmt.Errorf("%s is not valid UTF-8 text without NUL bytes, which column %s.%s (%s) needs", c.name, t.table.name, c.name, t.cols[c.name])
-		}
-	}
-	if len(r.Key) == 0 {
-		return errors.New("empty key")
-	}
-	return nil
+	return checkSQLRecord(r, t.table.name, t.cols, func(col string) bool {
+		return t.cols != nil && t.cols[col] != "bytea"
+	})
 }
 
 // array returns the values as the column's array parameter and its cast.

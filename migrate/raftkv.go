@@ -33,14 +33,9 @@ const (
 	// requestMargin keeps a Txn clear of the request limit, whatever the
 	// exact protobuf framing adds.
 	requestMargin = 16 << 10
-	// recvLimit is the largest response the migration accepts (a Range page
-	// or a Txn that reads values back).
+	// recvLimit is the largest response the migration accepts (an Export
+	// page or a Txn that reads values back).
 	recvLimit = 64 << 20
-	// pageBytes is the size Range pages aim at.
-	pageBytes = 4 << 20
-	// maxPage caps the keys of one Range page: the server builds a page in
-	// memory before it knows its size.
-	maxPage = 10000
 	// unknownOutcomeRetries bounds how often a Txn whose outcome is unknown
 	// is sent again. Every Txn the migration sends is idempotent: puts of
 	// fixed values, conditional puts, reads.
@@ -88,23 +83,26 @@ func clusterIdentity(ctx context.Context, cli *client.Client, timeout time.Durat
 	return strings.Join(ids, ","), nil
 }
 
-// raftkvSource pages through a key range with linearizable Range calls.
+// raftkvSource streams a key range with KV.Export: after a linearizable
+// read barrier, the answering node reads the whole range from one store
+// read transaction, so a copy made in one run is the source's state at
+// exactly one revision (the cut's applied index), deletes included.
 //
-// raftkv keeps one version of each key, so there is no read at an old
-// revision: each page is consistent on its own, and the source notices
-// keys written after the first page through their mod_revision (see
-// Consistency and DESIGN.md).
+// A resumed run (--resume) opens a new stream after the checkpointed key:
+// each run is then its own cut, and the copy as a whole is consistent per
+// run, not across runs (Consistency says which revisions were read).
 type raftkvSource struct {
 	cli      *client.Client
 	timeout  time.Duration
 	identity string
 	prefix   []byte
 
-	start, end []byte // next page starts at start; end nil: no bound
+	start, end []byte // the stream starts at start; end nil: no bound
+	stream     *client.ExportStream
 	page       []*kvpb.KeyValue
 	i          int
-	more       bool
-	limit      int64
+	done       bool
+	streams    int // streams opened by this run
 
 	last     []byte // last key returned
 	startRev int64
@@ -134,8 +132,7 @@ func openRaftkvSource(ctx context.Context, hosts string, opts SourceOptions) (*r
 	}
 	s := &raftkvSource{
 		cli: cli, timeout: opts.RequestTimeout, identity: id, prefix: bytes.Clone(opts.Prefix),
-		start: bytes.Clone(opts.Prefix), end: prefixEnd(opts.Prefix), more: true,
-		limit: int64(min(64, max(opts.Batch, 1))),
+		start: bytes.Clone(opts.Prefix), end: prefixEnd(opts.Prefix),
 	}
 	if len(s.start) == 0 {
 		s.start = []byte{0} // keys are never empty, so "\x00" is the first possible key
@@ -161,7 +158,7 @@ func (s *raftkvSource) rangeEnd() []byte {
 
 func (s *raftkvSource) Next(ctx context.Context) (Record, error) {
 	for s.i >= len(s.page) {
-		if !s.more {
+		if s.done {
 			return Record{}, io.EOF
 		}
 		if err := s.fetch(ctx); err != nil {
@@ -181,43 +178,39 @@ func (s *raftkvSource) Next(ctx context.Context) (Record, error) {
 	if v == nil {
 		v = []byte{}
 	}
-	return Record{Key: kv.GetKey(), Value: v}, nil
+	r := Record{Key: kv.GetKey(), Value: v}
+	if at := kv.GetExpireAtUnixMs(); at != 0 {
+		r.ExpireAt = time.UnixMilli(at)
+	}
+	return r, nil
 }
 
-// fetch reads the next page, sized to about pageBytes from what the last
-// page weighed, and halves it when the response was too large anyway.
+// fetch receives the next page, opening the stream first if needed.
 func (s *raftkvSource) fetch(ctx context.Context) error {
-	for {
-		rctx, cancel := context.WithTimeout(ctx, s.timeout)
-		resp, err := s.cli.Range(rctx, &kvpb.RangeRequest{
-			Key: s.start, RangeEnd: s.rangeEnd(), Limit: s.limit,
-			Consistency: kvpb.Consistency_CONSISTENCY_LINEARIZABLE,
-		})
-		cancel()
-		if status.Code(err) == codes.ResourceExhausted && s.limit > 1 {
-			s.limit = max(1, s.limit/2)
-			continue
-		}
+	if s.stream == nil {
+		// The stream lives as long as the copy: no per-request timeout
+		// (opening it is bounded by the node's read barrier).
+		st, err := s.cli.Export(ctx, &kvpb.ExportRequest{Key: s.start, RangeEnd: s.rangeEnd()})
 		if err != nil {
 			return err
 		}
-		rev := resp.GetHeader().GetRevision()
+		s.stream, s.streams = st, s.streams+1
 		if s.startRev == 0 {
-			s.startRev = rev
+			s.startRev = st.Revision()
 		}
-		s.endRev = rev
-		s.page, s.i = resp.GetKvs(), 0
-		s.more = resp.GetMore() && len(s.page) > 0
-		if n := len(s.page); n > 0 {
-			s.start = keyAfter(s.page[n-1].GetKey())
-			var size int64
-			for _, kv := range s.page {
-				size += int64(len(kv.GetKey()) + len(kv.GetValue()) + 16)
-			}
-			s.limit = min(maxPage, max(1, pageBytes*int64(n)/max(size, 1)))
-		}
+		s.endRev = st.Revision()
+	}
+	resp, err := s.stream.Recv()
+	if errors.Is(err, io.EOF) {
+		s.stream.Close()
+		s.stream, s.done, s.page, s.i = nil, true, nil, 0
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	s.page, s.i = resp.GetKvs(), 0
+	return nil
 }
 
 func (s *raftkvSource) Position() string {
@@ -227,7 +220,12 @@ func (s *raftkvSource) Position() string {
 
 func (s *raftkvSource) Sorted() bool { return true }
 
-func (s *raftkvSource) Close() error { return s.cli.Close() }
+func (s *raftkvSource) Close() error {
+	if s.stream != nil {
+		s.stream.Close()
+	}
+	return s.cli.Close()
+}
 
 // Estimate counts the keys in the range (a count-only Range).
 func (s *raftkvSource) Estimate(ctx context.Context) (int64, error) {
@@ -247,7 +245,7 @@ func (s *raftkvSource) Estimate(ctx context.Context) (int64, error) {
 // Cut reports how consistent the copy was.
 func (s *raftkvSource) Cut() *Consistency {
 	c := &Consistency{
-		Model:         "per-page",
+		Model:         "snapshot",
 		StartRevision: s.startRev,
 		EndRevision:   s.endRev,
 		Modified:      s.modified,
@@ -255,9 +253,12 @@ func (s *raftkvSource) Cut() *Consistency {
 		Exact:         s.startRev == s.endRev && s.modified == 0,
 	}
 	if c.Exact {
-		c.Note = "nothing was written to the source cluster while it was read: the copy is its state at revision " + fmt.Sprint(s.startRev)
+		c.Note = "one point-in-time cut: the copy is the source's state at revision " + fmt.Sprint(s.startRev)
 	} else {
-		c.Note = "the source cluster was written to while it was read: each page is a consistent read of its own; keys changed during the copy (listed) carry their newer value, and keys deleted during the copy cannot be detected"
+		c.Model = "per-run"
+		c.Note = "the copy was resumed: each run read its own point-in-time cut (from revision " + fmt.Sprint(s.startRev) +
+			" to " + fmt.Sprint(s.endRev) + "); keys changed between runs (listed) carry their newer value, " +
+			"and keys deleted between runs from the part copied earlier are not detected"
 	}
 	return c
 }
@@ -285,7 +286,7 @@ func openRaftkvTarget(ctx context.Context, hosts string, opts TargetOptions) (*r
 }
 
 func (t *raftkvTarget) Prepare(context.Context) error { return nil }
-func (t *raftkvTarget) CanExpire() bool               { return false }
+func (t *raftkvTarget) CanExpire() bool               { return true }
 func (t *raftkvTarget) Sync(context.Context) (string, error) {
 	return "", nil
 }
@@ -451,8 +452,17 @@ func (t *raftkvTarget) txn(ctx context.Context, req *kvpb.TxnRequest) (*kvpb.Txn
 	}
 }
 
+// putOp is the put of one record. An expiry becomes the TTL left now (at
+// least 1 ms; the engine skips records already expired when it reads
+// them): raftkv anchors TTLs to its leader's clock, so the copy keeps the
+// remaining lifetime, give or take the clock skew between this machine and
+// the leader and the time the batch takes to commit.
 func putOp(r Record) *kvpb.RequestOp {
-	return &kvpb.RequestOp{Request: &kvpb.RequestOp_RequestPut{RequestPut: &kvpb.PutRequest{Key: r.Key, Value: r.Value}}}
+	p := &kvpb.PutRequest{Key: r.Key, Value: r.Value}
+	if !r.ExpireAt.IsZero() {
+		p.TtlMs = max(1, time.Until(r.ExpireAt).Milliseconds())
+	}
+	return &kvpb.RequestOp{Request: &kvpb.RequestOp_RequestPut{RequestPut: p}}
 }
 
 func getOp(key []byte, countOnly bool) *kvpb.RequestOp {

@@ -59,7 +59,8 @@ type CutReporter interface {
 // single point-in-time snapshot.
 type Consistency struct {
 	// Model is "snapshot" when the copy is one point in time (a single SQL
-	// statement), or "per-page" when it was read in pages that each were a
+	// statement, one raftkv Export stream), or "per-run" when a resumed
+	// raftkv copy read one cut per run, each a
 	// consistent, linearizable read of their own.
 	Model string `json:"model"`
 	// StartRevision and EndRevision are the raftkv revisions (raft indexes)
@@ -152,7 +153,7 @@ func (m Mode) String() string {
 }
 
 // TTLPolicy selects what happens to records with an expiry time when the
-// target cannot store one (raftkv, SQL tables).
+// target cannot store one (SQL tables).
 type TTLPolicy int
 
 const (

@@ -29,11 +29,11 @@ func TestRoundTrips(t *testing.T) {
 		dump := "file:" + filepath.Join(dir, "dump.jsonl.gz")
 		sum := run(t, config(aURL, dump))
 		wantVerified(t, sum, roundTripKeys)
-		if c := sum.Consistency; c == nil || !c.Exact || c.Modified != 0 {
-			t.Errorf("export of an idle cluster: consistency %+v, want exact with nothing modified", c)
+		if c := sum.Consistency; c == nil || !c.Exact || c.Modified != 0 || c.Model != "snapshot" || c.StartRevision == 0 {
+			t.Errorf("export of an idle cluster: consistency %+v, want an exact snapshot with nothing modified", c)
 		}
-		if !strings.Contains(sum.Verification.Note, "linearizable read of its own") {
-			t.Errorf("verification note %q does not state the per-page limitation", sum.Verification.Note)
+		if !strings.Contains(sum.Verification.Note, "point-in-time cut") {
+			t.Errorf("verification note %q does not state that the check reads its own cut", sum.Verification.Note)
 		}
 		wantVerified(t, run(t, config(dump, bURL)), roundTripKeys)
 		sameRecords(t, "new cluster", recs, "", readAll(t, bURL, "", nil))
@@ -69,22 +69,14 @@ func TestRoundTrips(t *testing.T) {
 		src := redistest.Start(t).URL
 		ttls, others := seedRedis(t, src, recs)
 
-		// raftkv has no TTLs: by default a key with one fails, loudly.
+		// raftkv keeps TTLs: the default --ttl keep copies them.
 		cfg := config(src, bURL)
-		cfg.Prefix = []byte("k/0000")
-		cfg.Rename, cfg.RenameFrom, cfg.RenameTo = true, []byte("k/"), []byte("redis-keep/")
-		cfg.Verify = false
+		cfg.Rename, cfg.RenameTo = true, []byte("redis/")
+		start := time.Now()
 		sum := run(t, cfg)
-		if sum.Failed == 0 || sum.OK() || !strings.Contains(sum.FailedKeys[0].Reason, "--ttl drop") {
-			t.Errorf("redis keys with TTLs into raftkv with --ttl keep: failed %d %v, want failures that point at --ttl", sum.Failed, sum.FailedKeys)
-		}
-
-		cfg = config(src, bURL)
-		cfg.Rename, cfg.RenameTo, cfg.TTL = true, []byte("redis/"), TTLDrop
-		sum = run(t, cfg)
 		wantVerified(t, sum, roundTripKeys)
-		if sum.TTLDropped != int64(ttls) {
-			t.Errorf("ttl_dropped = %d, want %d", sum.TTLDropped, ttls)
+		if sum.TTLDropped != 0 {
+			t.Errorf("ttl_dropped = %d, want 0: raftkv stores TTLs", sum.TTLDropped)
 		}
 		if sum.Skipped != int64(len(others)) {
 			t.Errorf("skipped %d, want the %d keys that are not strings", sum.Skipped, len(others))
@@ -94,7 +86,24 @@ func TestRoundTrips(t *testing.T) {
 				t.Errorf("skipped key %s (%s), want only the non-string other/ keys", KeyString(n.Key), n.Reason)
 			}
 		}
-		sameRecords(t, "redis/ in the new cluster", recs, "redis/", readAll(t, bURL, "redis/", nil))
+		got := readAll(t, bURL, "redis/", nil)
+		sameRecords(t, "redis/ in the new cluster", recs, "redis/", got)
+		if n := wantRaftkvTTLs(t, src, got, "redis/", start); n != ttls {
+			t.Errorf("%d keys have an expiry in raftkv, want the %d that had a TTL in Redis", n, ttls)
+		}
+
+		// The raftkv source emits expiries: a copy inside raftkv keeps them.
+		cfg = config(bURL, bURL)
+		cfg.Prefix = []byte("redis/")
+		cfg.Rename, cfg.RenameFrom, cfg.RenameTo = true, []byte("redis/"), []byte("again/")
+		wantVerified(t, run(t, cfg), roundTripKeys)
+		again := readAll(t, bURL, "again/", nil)
+		for i := range got {
+			a, b := got[i].ExpireAt, again[i].ExpireAt
+			if a.IsZero() != b.IsZero() || b.Sub(a).Abs() > time.Minute {
+				t.Fatalf("%s: expiry %v in the source cluster, %v in the copy", KeyString(again[i].Key), a, b)
+			}
+		}
 	})
 
 	t.Run("redis-file-redis keeps TTLs", func(t *testing.T) {
@@ -143,6 +152,42 @@ func seedRedis(t testing.TB, rawURL string, recs []Record) (ttls int, others []s
 		t.Fatalf("seed redis: %v", err)
 	}
 	return ttls, others
+}
+
+// wantRaftkvTTLs checks that every raftkv record in got (keys with
+// prefix added) expires when its Redis original does, within a minute (the
+// copy's own duration), and returns how many have an expiry.
+func wantRaftkvTTLs(t testing.TB, srcURL string, got []Record, prefix string, start time.Time) int {
+	t.Helper()
+	opt, err := redis.ParseURL(srcURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := redis.NewClient(opt)
+	defer src.Close()
+	n := 0
+	for i, r := range got {
+		if !r.ExpireAt.IsZero() {
+			n++
+		}
+		if i%37 != 0 {
+			continue
+		}
+		pttl, err := src.PTTL(t.Context(), strings.TrimPrefix(string(r.Key), prefix)).Result()
+		if err != nil {
+			t.Fatalf("pttl %s: %v", KeyString(r.Key), err)
+		}
+		if (pttl < 0) != r.ExpireAt.IsZero() {
+			t.Fatalf("%s: redis PTTL %v, raftkv expiry %v", KeyString(r.Key), pttl, r.ExpireAt)
+		}
+		if pttl >= 0 {
+			want := time.Now().Add(pttl)
+			if d := r.ExpireAt.Sub(want); d < -time.Minute-time.Since(start) || d > time.Minute {
+				t.Errorf("%s: raftkv expires at %v, redis in %v (at about %v)", KeyString(r.Key), r.ExpireAt, pttl, want)
+			}
+		}
+	}
+	return n
 }
 
 // wantSameTTLs checks that dst holds recs with the TTLs src has, give or

@@ -3,15 +3,12 @@ package migrate
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver: CGO_ENABLED=0 builds keep working
 )
@@ -88,12 +85,10 @@ func textAffinity(typ string) bool {
 // sqliteSource streams a table in byte order of its keys. The query runs
 // in one read transaction, so it is a consistent snapshot.
 type sqliteSource struct {
-	table   sqliteTable
-	db      *sql.DB
-	prefix  []byte
-	after   []byte
-	started bool
-	rows    *sql.Rows
+	sqlCursor
+	table  sqliteTable
+	db     *sql.DB
+	prefix []byte
 }
 
 func openSQLiteSource(ctx context.Context, rest string, opts SourceOptions) (*sqliteSource, error) {
@@ -108,7 +103,7 @@ func openSQLiteSource(ctx context.Context, rest string, opts SourceOptions) (*sq
 	if err != nil {
 		return nil, err
 	}
-	s := &sqliteSource{table: t, db: db, prefix: opts.Prefix}
+	s := &sqliteSource{sqlCursor: sqlCursor{table: t.name}, table: t, db: db, prefix: opts.Prefix}
 	cols, err := sqliteColumns(ctx, db, t)
 	if err == nil && cols == nil {
 		err = fmt.Errorf("table %s does not exist in %s", t.name, t.path)
@@ -116,12 +111,8 @@ func openSQLiteSource(ctx context.Context, rest string, opts SourceOptions) (*sq
 	if err == nil {
 		err = cols.require(t.name, []string{"key", "value"}, nil)
 	}
-	if err == nil && opts.After != "" {
-		var p sqlPosition
-		if err = json.Unmarshal([]byte(opts.After), &p); err != nil {
-			err = fmt.Errorf("bad resume position %q: %w", opts.After, err)
-		}
-		s.after, s.started = p.After, p.After != nil
+	if err == nil {
+		err = s.resume(opts.After)
 	}
 	if err != nil {
 		db.Close()
@@ -151,44 +142,19 @@ func (s *sqliteSource) where(withAfter bool) (string, []any) {
 }
 
 func (s *sqliteSource) Next(ctx context.Context) (Record, error) {
-	if s.rows == nil {
+	return s.next(func() (sqlRows, error) {
 		where, args := s.where(true)
-		rows, err := s.db.QueryContext(ctx, "SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "+s.table.name+where+" ORDER BY CAST(key AS BLOB)", args...)
-		if err != nil {
-			return Record{}, fmt.Errorf("query %s: %w", s.table.name, err)
-		}
-		s.rows = rows
-	}
-	if !s.rows.Next() {
-		if err := s.rows.Err(); err != nil {
-			return Record{}, fmt.Errorf("read %s: %w", s.table.name, err)
-		}
-		return Record{}, io.EOF
-	}
-	var k, v []byte
-	if err := s.rows.Scan(&k, &v); err != nil {
-		return Record{}, fmt.Errorf("read %s: %w", s.table.name, err)
-	}
-	if v == nil {
-		v = []byte{} // NULL values migrate as empty values
-	}
-	s.after, s.started = k, true
-	return Record{Key: k, Value: v}, nil
+		return s.db.QueryContext(ctx, "SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM "+s.table.name+where+" ORDER BY CAST(key AS BLOB)", args...)
+	})
 }
 
-func (s *sqliteSource) Position() string {
-	if !s.started {
-		return ""
-	}
-	b, _ := json.Marshal(sqlPosition{After: s.after})
-	return string(b)
-}
+func (s *sqliteSource) Position() string { return s.position() }
 
 func (s *sqliteSource) Sorted() bool { return true }
 
 func (s *sqliteSource) Close() error {
 	if s.rows != nil {
-		s.rows.Close()
+		s.rows.(*sql.Rows).Close()
 	}
 	return s.db.Close()
 }
@@ -231,28 +197,20 @@ func openSQLiteTarget(ctx context.Context, rest string, opts TargetOptions) (*sq
 // inspect checks an existing table's columns and that key is unique.
 func (t *sqliteTarget) inspect(ctx context.Context) error {
 	cols, err := sqliteColumns(ctx, t.db, t.table)
-	if err != nil || cols == nil {
+	if err != nil {
 		return err
 	}
-	if err := cols.require(t.table.name, []string{"key", "value", "updated_at"}, nil); err != nil {
-		return err
-	}
-	var unique bool
-	err = t.db.QueryRowContext(ctx, `SELECT EXISTS (
+	t.cols, err = inspectSQLTarget(ctx, t.table.name, cols, nil, func(ctx context.Context) (unique bool, err error) {
+		err = t.db.QueryRowContext(ctx, `SELECT EXISTS (
 		SELECT 1 FROM pragma_table_info(?1) WHERE pk = 1 AND name = 'key'
 			AND (SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0) = 1
 		UNION ALL
 		SELECT 1 FROM pragma_index_list(?1) AS il WHERE il."unique"
 			AND (SELECT count(*) FROM pragma_index_info(il.name)) = 1
 			AND (SELECT name FROM pragma_index_info(il.name)) = 'key')`, t.table.table).Scan(&unique)
-	if err != nil {
-		return fmt.Errorf("look up the key index of %s: %w", t.table.name, err)
-	}
-	if !unique {
-		return fmt.Errorf("column %s.key is not unique (no primary key or unique index on key alone), so rows cannot be upserted", t.table.name)
-	}
-	t.cols = cols
-	return nil
+		return unique, err
+	})
+	return err
 }
 
 func (t *sqliteTarget) Prepare(ctx context.Context) error {
@@ -277,18 +235,7 @@ func (t *sqliteTarget) Prepare(ctx context.Context) error {
 func (t *sqliteTarget) CanExpire() bool { return false }
 
 func (t *sqliteTarget) Check(r Record) error {
-	if len(r.Key) == 0 {
-		return errors.New("empty key")
-	}
-	for _, c := range []struct {
-		name string
-		b    []byte
-	}{{"key", r.Key}, {"value", r.Value}} {
-		if textAffinity(t.cols[c.name]) && (!utf8.Valid(c.b) || strings.ContainsRune(string(c.b), 0)) {
-			return fmt.Errorf("%s is not valid UTF-8 text without NUL bytes, which column %s.%s (%s) needs", c.name, t.table.name, c.name, t.cols[c.name])
-		}
-	}
-	return nil
+	return checkSQLRecord(r, t.table.name, t.cols, func(col string) bool { return textAffinity(t.cols[col]) })
 }
 
 func (t *sqliteTarget) param(col string, b []byte) any {

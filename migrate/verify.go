@@ -49,9 +49,10 @@ const (
 
 // liveSourceNote is the limitation every verification of a raftkv source
 // states.
-const liveSourceNote = "the raftkv source was read in pages, each a linearizable read of its own: " +
-	"keys written to the source during the copy or this check show up as differences, and keys " +
-	"deleted from the source during the copy are not detected by the copy (see docs/migrate.md)"
+const liveSourceNote = "the raftkv source was read as a point-in-time cut for the copy and as another " +
+	"for this check: keys written to or deleted from the source between the two cuts show up as " +
+	"differences; expiry times are not compared (a TTL decays), keys expired by now are left out on " +
+	"both sides (see docs/migrate.md)"
 
 // verifyInto runs the comparison and stores it in sum.
 func (m *Migration) verifyInto(ctx context.Context, sum *Summary) error {
@@ -114,7 +115,7 @@ func (m *Migration) verify(ctx context.Context) (*Verification, error) {
 // targetCanExpire tells from the URL alone whether the target keeps TTLs.
 func targetCanExpire(rawURL string) bool {
 	kind, _, err := splitScheme(rawURL)
-	return err == nil && (kind == "file" || kind == "redis")
+	return err == nil && (kind == "file" || kind == "redis" || kind == "raftkv")
 }
 
 // digest is one pair as verification sees it: the key and the SHA-256 of

@@ -76,13 +76,8 @@ func (n *Node) RegisterMember(ctx context.Context, id, grpcAddr string) (uint64,
 // it. It re-checks on every leader change and periodically.
 func (n *Node) runMembership() {
 	defer n.wg.Done()
-	obs := make(chan raft.Observation, 4)
-	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(observer)
-	defer n.raft.DeregisterObserver(observer)
+	obs, unwatch := n.watchLeader()
+	defer unwatch()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {

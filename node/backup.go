@@ -566,13 +566,8 @@ func (n *Node) runBackups() {
 		}
 	}()
 
-	obs := make(chan raft.Observation, 4)
-	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(observer)
-	defer n.raft.DeregisterObserver(observer)
+	obs, unwatch := n.watchLeader()
+	defer unwatch()
 	check := time.NewTicker(2 * time.Second)
 	defer check.Stop()
 

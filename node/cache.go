@@ -172,7 +172,9 @@ func (n *Node) readKey(ctx context.Context, key []byte, serializable, noCache bo
 	}
 	e := entryOf(kv, found)
 	rc.local.Fill(key, e, idx, epoch)
-	if useRedis && found {
+	// The shared Redis tier's entry format has no expiry field: keys with
+	// an expiry are served from the local tier or the store only.
+	if useRedis && found && kv.ExpireAtUnixMs == 0 {
 		rc.redis.Fill(key, e, idx)
 	}
 	return kv, found, nil
@@ -182,14 +184,14 @@ func entryOf(kv fsm.KeyValue, found bool) cache.Entry {
 	if !found {
 		return cache.Entry{}
 	}
-	return cache.Entry{Found: true, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}
+	return cache.Entry{Found: true, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version, ExpireAtUnixMs: kv.ExpireAtUnixMs}
 }
 
 func kvOf(key []byte, e cache.Entry) fsm.KeyValue {
 	if !e.Found {
 		return fsm.KeyValue{}
 	}
-	return fsm.KeyValue{Key: key, Value: e.Value, CreateRevision: e.CreateRevision, ModRevision: e.ModRevision, Version: e.Version}
+	return fsm.KeyValue{Key: key, Value: e.Value, CreateRevision: e.CreateRevision, ModRevision: e.ModRevision, Version: e.Version, ExpireAtUnixMs: e.ExpireAtUnixMs}
 }
 
 // singleKeyRange reports whether r reads exactly one key, so the cache can

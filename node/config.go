@@ -100,6 +100,9 @@ type Config struct {
 
 	// Limits bounds request sizes.
 	Limits transport.Limits
+	// ExpiryInterval is how often the leader deletes keys whose TTL passed
+	// (docs/ttl.md); zero means 500ms.
+	ExpiryInterval time.Duration
 	// RequestTimeout is the deadline of a request that arrives without one.
 	RequestTimeout time.Duration
 	// LogLevel is the level of this node's logs, raft's included.
@@ -185,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
 		errs = append(errs, fmt.Errorf("max append entries %d must be in 1..1024", c.MaxAppendEntries))
+	}
+	if c.ExpiryInterval < 0 {
+		errs = append(errs, fmt.Errorf("expiry interval %s must not be negative", c.ExpiryInterval))
 	}
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("request timeout must be positive"))

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"github.com/raftkv/raftkv/api/kvpb"
 	"github.com/raftkv/raftkv/fsm"
 	"github.com/raftkv/raftkv/fsm/fsmpb"
@@ -10,8 +12,12 @@ import (
 // command schema (fsmpb). The two are kept separate on purpose: an API
 // change must never silently change the log format.
 
+// putToFSM converts a put. A TTL becomes an absolute expiry from this
+// node's clock: only the proposing leader's result is used (a follower
+// forwards the original request), and every replica applies that value.
 func putToFSM(r *kvpb.PutRequest) *fsmpb.Put {
-	return &fsmpb.Put{Key: r.GetKey(), Value: r.GetValue(), PrevKv: r.GetPrevKv()}
+	return &fsmpb.Put{Key: r.GetKey(), Value: r.GetValue(), PrevKv: r.GetPrevKv(),
+		ExpireAtUnixMs: expireAt(r.GetTtlMs(), time.Now())}
 }
 
 // rangeEnd resolves the API's (key, range_end, prefix) triple to the FSM's
@@ -34,6 +40,7 @@ func rangeToFSM(r *kvpb.RangeRequest) *fsmpb.Range {
 		Limit:     r.GetLimit(),
 		KeysOnly:  r.GetKeysOnly(),
 		CountOnly: r.GetCountOnly(),
+		CountRest: r.GetCountTotal(),
 	}
 }
 
@@ -82,7 +89,8 @@ func txnToFSM(r *kvpb.TxnRequest) *fsmpb.Txn {
 }
 
 func kvToAPI(kv fsm.KeyValue) *kvpb.KeyValue {
-	return &kvpb.KeyValue{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version}
+	return &kvpb.KeyValue{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version,
+		ExpireAtUnixMs: kv.ExpireAtUnixMs}
 }
 
 func kvToAPIPtr(kv *fsm.KeyValue) *kvpb.KeyValue {

@@ -67,13 +67,15 @@ type backupResult struct {
 // store and FSM wrappers observe into it) and registered once the node is
 // up; see Node.registerMetrics.
 type metrics struct {
-	logAppend     prometheus.Histogram
-	commit        prometheus.Histogram
-	fsmApply      prometheus.Histogram
-	fsmBatch      prometheus.Histogram
-	snapDuration  prometheus.Histogram
-	snapSize      prometheus.Gauge
-	snapFailures  prometheus.Counter
+	logAppend    prometheus.Histogram
+	commit       prometheus.Histogram
+	fsmApply     prometheus.Histogram
+	fsmBatch     prometheus.Histogram
+	snapDuration prometheus.Histogram
+	snapSize     prometheus.Gauge
+	snapFailures prometheus.Counter
+	// expired counts keys deleted by this node's expiry loop as leader.
+	expired       prometheus.Counter
 	leaderChanges prometheus.Counter
 
 	backupRuns        *prometheus.CounterVec
@@ -126,6 +128,10 @@ func newMetrics() *metrics {
 			Namespace: namespace, Subsystem: "raft", Name: "snapshot_failures_total",
 			Help: "Snapshots that failed to be captured or written.",
 		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "kv", Name: "expired_keys_total",
+			Help: "Keys deleted because their TTL passed, by DeleteExpired commands this node proposed as leader.",
+		}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "raft", Name: "leader_changes_total",
 			Help: "Times this node saw a new leader (learning of a leader after having none counts).",
@@ -158,7 +164,7 @@ func newMetrics() *metrics {
 func (m *metrics) collectors(n *Node) []prometheus.Collector {
 	return []prometheus.Collector{
 		m.logAppend, m.commit, m.fsmApply, m.fsmBatch,
-		m.snapDuration, m.snapSize, m.snapFailures, m.leaderChanges,
+		m.snapDuration, m.snapSize, m.snapFailures, m.leaderChanges, m.expired,
 		m.backupRuns, m.backupLastSuccess, m.backupLastDur, m.backupLastSize,
 		&stateCollector{n: n, m: m},
 	}

@@ -305,6 +305,8 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	go n.runHealth()
 	n.wg.Add(1)
 	go n.runBackups()
+	n.wg.Add(1)
+	go n.runExpiry()
 	n.logger.Info("node started", "grpc_addr", n.GRPCAddr(), "raft_addr", string(n.raftTrans.LocalAddr()),
 		"raft_index", n.openedAppliedIndex, "bootstrapped", !hasState && cfg.Bootstrap, "version", Version)
 	return n, nil

@@ -26,4 +26,8 @@
 //	bucket "meta":    "format_version", "applied_index", "applied_term", "key_count" -> u64 big-endian;
 //	                  "cluster_id" -> the cluster id string (absent until set)
 //	bucket "members": member id -> address string
+//	bucket "expire_at": key -> expiry u64 (ms since the Unix epoch); only keys with an expiry
+//	bucket "expiry":    expiry u64 | key -> empty (the expiry index, in expiry order)
+//	                  (both absent until the first key with an expiry; both are written in the
+//	                  same transaction as the kv record, so they always agree with it)
 package store

@@ -75,6 +75,12 @@ var (
 	bucketKV      = []byte("kv")
 	bucketMeta    = []byte("meta")
 	bucketMembers = []byte("members")
+	// bucketExpireAt (key -> expiry u64) and bucketExpiry (expiry u64 |
+	// key -> empty) hold key TTLs. Added after v0.2.0 and created on the
+	// first put with an expiry: a store without them is valid and has no
+	// expiries, so no format version bump is needed.
+	bucketExpireAt = []byte("expire_at")
+	bucketExpiry   = []byte("expiry")
 
 	metaFormatVersion = []byte("format_version")
 	metaAppliedIndex  = []byte("applied_index")

@@ -25,6 +25,18 @@ type KeyValue struct {
 	ModRevision int64
 	// Version counts writes since the key was created: 1 after creation.
 	Version int64
+	// ExpireAtUnixMs is when the key expires, in milliseconds since the
+	// Unix epoch, or 0 for never. The store only records it and keeps the
+	// expiry index in step; it never deletes anything by itself.
+	ExpireAtUnixMs int64
+}
+
+// Expired is one entry of the expiry index: a key and its expiry time.
+type Expired struct {
+	// Key is the key.
+	Key []byte
+	// ExpireAtUnixMs is the key's recorded expiry time.
+	ExpireAtUnixMs int64
 }
 
 // RangeOptions shapes a Range read.
@@ -36,6 +48,11 @@ type RangeOptions struct {
 	KeysOnly bool
 	// CountOnly returns only RangeResult.Count, with no key-values.
 	CountOnly bool
+	// CountRest keeps walking the range after Limit is reached, so that
+	// RangeResult.Count is the size of the whole range. Without it a
+	// limited Range stops at the first key past the limit: paging through
+	// n keys then costs O(n) instead of O(n²).
+	CountRest bool
 }
 
 // RangeResult is the answer to a Range read.
@@ -44,7 +61,10 @@ type RangeResult struct {
 	KVs []KeyValue
 	// More is true when Limit left keys of the range out of KVs.
 	More bool
-	// Count is the number of keys in the range, regardless of Limit.
+	// Count is the number of keys in the range, regardless of Limit. With
+	// a Limit and without CountRest, it counts only the keys up to and
+	// including the first one left out, so a paging reader does not walk
+	// the rest of the range on every page (see RangeOptions.CountRest).
 	Count int64
 }
 
@@ -54,6 +74,11 @@ type reader struct {
 	kv      *bolt.Bucket
 	meta    *bolt.Bucket
 	members *bolt.Bucket
+	// expireAt (key -> expiry) and expiry (expiry | key -> nil) are nil
+	// in a store that never held a key with an expiry; a WriteTx creates
+	// them on first use.
+	expireAt *bolt.Bucket
+	expiry   *bolt.Bucket
 	// keyDelta is the key count change made by a WriteTx so far.
 	keyDelta int64
 }
@@ -64,6 +89,9 @@ func newReader(tx *bolt.Tx) (reader, error) {
 		kv:      tx.Bucket(bucketKV),
 		meta:    tx.Bucket(bucketMeta),
 		members: tx.Bucket(bucketMembers),
+		// Absent in stores from before TTLs: read as "no expiries".
+		expireAt: tx.Bucket(bucketExpireAt),
+		expiry:   tx.Bucket(bucketExpiry),
 	}
 	if r.kv == nil || r.meta == nil || r.members == nil {
 		return reader{}, fmt.Errorf("%w: missing bucket (not a raftkv store)", ErrCorrupt)
@@ -80,7 +108,7 @@ func (r *reader) Get(key []byte) (KeyValue, bool, error) {
 	if raw == nil {
 		return KeyValue{}, false, nil
 	}
-	kv, err := decodeRecord(key, raw, true)
+	kv, err := r.decode(key, raw, true)
 	return kv, err == nil, err
 }
 
@@ -107,9 +135,12 @@ func (r *reader) Range(start, end []byte, opts RangeOptions) (RangeResult, error
 		}
 		if opts.Limit > 0 && int64(len(res.KVs)) >= opts.Limit {
 			res.More = true
+			if !opts.CountRest {
+				break
+			}
 			continue
 		}
-		kv, err := decodeRecord(k, v, !opts.KeysOnly)
+		kv, err := r.decode(k, v, !opts.KeysOnly)
 		if err != nil {
 			return RangeResult{}, err
 		}
@@ -130,7 +161,7 @@ func (r *reader) ForEach(start, end []byte, fn func(KeyValue) error) error {
 		if len(end) > 0 && bytes.Compare(k, end) >= 0 {
 			break
 		}
-		kv, err := decodeRecord(k, v, true)
+		kv, err := r.decode(k, v, true)
 		if err != nil {
 			return err
 		}
@@ -139,6 +170,65 @@ func (r *reader) ForEach(start, end []byte, fn func(KeyValue) error) error {
 		}
 	}
 	return nil
+}
+
+// decode decodes a kv record and adds the key's expiry.
+func (r *reader) decode(key, raw []byte, withValue bool) (KeyValue, error) {
+	kv, err := decodeRecord(key, raw, withValue)
+	if err != nil {
+		return kv, err
+	}
+	kv.ExpireAtUnixMs, err = r.expireAtOf(key)
+	return kv, err
+}
+
+// expireAtOf returns key's recorded expiry, 0 when it has none.
+func (r *reader) expireAtOf(key []byte) (int64, error) {
+	if r.expireAt == nil {
+		return 0, nil
+	}
+	v := r.expireAt.Get(key)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: expiry of key %q has %d bytes, want 8", ErrCorrupt, key, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// ExpiredBefore returns, in expiry order, up to limit keys of the expiry
+// index whose expiry is at or before atUnixMs (limit <= 0 means all). It
+// reads only the index, never the clock.
+func (r *reader) ExpiredBefore(atUnixMs int64, limit int) ([]Expired, error) {
+	if r.expiry == nil || atUnixMs <= 0 {
+		return nil, nil
+	}
+	var out []Expired
+	c := r.expiry.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) <= 8 {
+			return nil, fmt.Errorf("%w: expiry index entry of %d bytes", ErrCorrupt, len(k))
+		}
+		at := int64(binary.BigEndian.Uint64(k[:8]))
+		if at > atUnixMs || (limit > 0 && len(out) >= limit) {
+			break
+		}
+		out = append(out, Expired{Key: bytes.Clone(k[8:]), ExpireAtUnixMs: at})
+	}
+	return out, nil
+}
+
+// ExpiryCount returns the number of entries in the expiry index and in the
+// per-key expiry bucket; they are equal in a consistent store.
+func (r *reader) ExpiryCount() (index, perKey int) {
+	if r.expiry != nil {
+		index = r.expiry.Stats().KeyN
+	}
+	if r.expireAt != nil {
+		perKey = r.expireAt.Stats().KeyN
+	}
+	return index, perKey
 }
 
 // Members returns a copy of the member address book: member id -> address.
@@ -237,7 +327,9 @@ func (t *WriteTx) Applied() (index, term uint64, err error) {
 }
 
 // Put stores kv under kv.Key, replacing any existing record. The caller
-// chooses the revisions and version; the store does not compute them.
+// chooses the revisions, version and expiry; the store does not compute
+// them. kv.ExpireAtUnixMs replaces any earlier expiry of the key (0 clears
+// it), and the expiry index follows in the same transaction.
 func (t *WriteTx) Put(kv KeyValue) error {
 	switch {
 	case len(kv.Key) == 0:
@@ -246,6 +338,8 @@ func (t *WriteTx) Put(kv KeyValue) error {
 		return fmt.Errorf("%w: %d bytes, max %d", ErrKeyTooLarge, len(kv.Key), MaxKeySize)
 	case len(kv.Value) > MaxValueSize:
 		return fmt.Errorf("%w: %d bytes, max %d", ErrValueTooLarge, len(kv.Value), MaxValueSize)
+	case kv.ExpireAtUnixMs < 0:
+		return fmt.Errorf("store: put: negative expiry %d", kv.ExpireAtUnixMs)
 	}
 	existed := t.kv.Get(kv.Key) != nil
 	if err := t.kv.Put(kv.Key, encodeRecord(kv)); err != nil {
@@ -254,10 +348,56 @@ func (t *WriteTx) Put(kv KeyValue) error {
 	if !existed {
 		t.keyDelta++
 	}
+	return t.setExpiry(kv.Key, kv.ExpireAtUnixMs)
+}
+
+// setExpiry records key's expiry (0 removes it) in the per-key bucket and
+// the index, in this transaction, so the two never disagree with the data.
+func (t *WriteTx) setExpiry(key []byte, at int64) error {
+	old, err := t.expireAtOf(key)
+	if err != nil {
+		return err
+	}
+	if old == at {
+		return nil
+	}
+	if old != 0 {
+		if err := t.expiry.Delete(expiryIndexKey(old, key)); err != nil {
+			return fmt.Errorf("store: expiry index: %w", err)
+		}
+		if at == 0 {
+			if err := t.expireAt.Delete(key); err != nil {
+				return fmt.Errorf("store: expiry: %w", err)
+			}
+			return nil
+		}
+	}
+	if t.expiry == nil {
+		if t.expiry, err = t.tx.CreateBucketIfNotExists(bucketExpiry); err != nil {
+			return fmt.Errorf("store: create expiry index: %w", err)
+		}
+		if t.expireAt, err = t.tx.CreateBucketIfNotExists(bucketExpireAt); err != nil {
+			return fmt.Errorf("store: create expiry bucket: %w", err)
+		}
+	}
+	if err := t.expiry.Put(expiryIndexKey(at, key), nil); err != nil {
+		return fmt.Errorf("store: expiry index: %w", err)
+	}
+	if err := t.expireAt.Put(key, u64(uint64(at))); err != nil {
+		return fmt.Errorf("store: expiry: %w", err)
+	}
 	return nil
 }
 
-// Delete removes key and reports whether it existed.
+// expiryIndexKey is the expiry index key: the big-endian expiry, then the
+// key, so a cursor walks keys in expiry order.
+func expiryIndexKey(at int64, key []byte) []byte {
+	b := make([]byte, 8, 8+len(key))
+	binary.BigEndian.PutUint64(b, uint64(at))
+	return append(b, key...)
+}
+
+// Delete removes key, with its expiry, and reports whether it existed.
 func (t *WriteTx) Delete(key []byte) (existed bool, err error) {
 	if len(key) == 0 || t.kv.Get(key) == nil {
 		return false, nil
@@ -266,6 +406,9 @@ func (t *WriteTx) Delete(key []byte) (existed bool, err error) {
 		return false, fmt.Errorf("store: delete: %w", err)
 	}
 	t.keyDelta--
+	if err := t.setExpiry(key, 0); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 

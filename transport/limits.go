@@ -86,8 +86,15 @@ func (l Limits) ValidatePut(r *kvpb.PutRequest) error {
 	if len(r.GetValue()) > l.MaxValueBytes {
 		return fmt.Errorf("%w: value is %d bytes, limit is %d", ErrInvalidArgument, len(r.GetValue()), l.MaxValueBytes)
 	}
+	if r.GetTtlMs() < 0 || r.GetTtlMs() > MaxTTLMs {
+		return fmt.Errorf("%w: ttl_ms %d must be 0 (no expiry) to %d", ErrInvalidArgument, r.GetTtlMs(), int64(MaxTTLMs))
+	}
 	return nil
 }
+
+// MaxTTLMs is the longest TTL a put accepts: 100 years, far from any
+// overflow of the absolute expiry in milliseconds.
+const MaxTTLMs = 100 * 365 * 24 * 3600 * 1000
 
 // ValidateDelete checks a Delete request.
 func (l Limits) ValidateDelete(r *kvpb.DeleteRequest) error {

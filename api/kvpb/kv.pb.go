@@ -134,7 +134,7 @@ func (x Compare_Result) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compare_Result.Descriptor instead.
 func (Compare_Result) EnumDescriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{10, 0}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type Compare_Target int32
@@ -193,7 +193,7 @@ func (x Compare_Target) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compare_Target.Descriptor instead.
 func (Compare_Target) EnumDescriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{10, 1}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{12, 1}
 }
 
 // KeyValue is one key with its metadata. Revisions are raft log indexes.
@@ -206,9 +206,14 @@ type KeyValue struct {
 	// mod_revision is the revision of the last write to the key.
 	ModRevision int64 `protobuf:"varint,4,opt,name=mod_revision,json=modRevision,proto3" json:"mod_revision,omitempty"`
 	// version counts writes since the key was created (1 after creation).
-	Version       int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// expire_at_unix_ms is when the key expires, in milliseconds since the
+	// Unix epoch (the proposing leader's clock), or 0 for never. The key
+	// stays readable until the leader's expiry delete commits; see
+	// docs/ttl.md.
+	ExpireAtUnixMs int64 `protobuf:"varint,6,opt,name=expire_at_unix_ms,json=expireAtUnixMs,proto3" json:"expire_at_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *KeyValue) Reset() {
@@ -272,6 +277,13 @@ func (x *KeyValue) GetModRevision() int64 {
 func (x *KeyValue) GetVersion() int64 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *KeyValue) GetExpireAtUnixMs() int64 {
+	if x != nil {
+		return x.ExpireAtUnixMs
 	}
 	return 0
 }
@@ -470,7 +482,12 @@ type PutRequest struct {
 	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// prev_kv asks for the value before the put.
-	PrevKv        bool `protobuf:"varint,3,opt,name=prev_kv,json=prevKv,proto3" json:"prev_kv,omitempty"`
+	PrevKv bool `protobuf:"varint,3,opt,name=prev_kv,json=prevKv,proto3" json:"prev_kv,omitempty"`
+	// ttl_ms, when positive, makes the key expire ttl_ms milliseconds after
+	// the node that proposes the write (the leader) encodes it. 0 means no
+	// expiry, and, as Redis SET does, removes any expiry the key had.
+	// Negative is invalid.
+	TtlMs         int64 `protobuf:"varint,4,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,6 +541,13 @@ func (x *PutRequest) GetPrevKv() bool {
 		return x.PrevKv
 	}
 	return false
+}
+
+func (x *PutRequest) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
 }
 
 type PutResponse struct {
@@ -723,7 +747,13 @@ type RangeRequest struct {
 	Consistency Consistency `protobuf:"varint,7,opt,name=consistency,proto3,enum=raftkv.api.v1.Consistency" json:"consistency,omitempty"`
 	// no_cache bypasses the node's cache. Only single-key ranges (no
 	// range_end, no prefix) ever use it; wider ranges always read the store.
-	NoCache       bool `protobuf:"varint,8,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
+	NoCache bool `protobuf:"varint,8,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
+	// count_total makes count the size of the whole range even when limit
+	// cuts the result short, which walks the rest of the range. Without it,
+	// a limited range stops at the first key past the limit and count is
+	// len(kvs), plus one when more is set: paging with limit then costs
+	// O(page) per call instead of O(range).
+	CountTotal    bool `protobuf:"varint,9,opt,name=count_total,json=countTotal,proto3" json:"count_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -814,13 +844,21 @@ func (x *RangeRequest) GetNoCache() bool {
 	return false
 }
 
+func (x *RangeRequest) GetCountTotal() bool {
+	if x != nil {
+		return x.CountTotal
+	}
+	return false
+}
+
 type RangeResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Header *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
 	Kvs    []*KeyValue            `protobuf:"bytes,2,rep,name=kvs,proto3" json:"kvs,omitempty"`
 	// more is true when limit cut the result short.
 	More bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
-	// count is the number of keys in the range, regardless of limit.
+	// count is the number of keys in the range when more is false or
+	// count_total was set; otherwise a lower bound (see count_total).
 	Count         int64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -884,6 +922,133 @@ func (x *RangeResponse) GetCount() int64 {
 	return 0
 }
 
+// ExportRequest selects the range to export, like RangeRequest: one key, a
+// prefix, or [key, range_end).
+type ExportRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Key      []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	RangeEnd []byte                 `protobuf:"bytes,2,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
+	Prefix   bool                   `protobuf:"varint,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// page_size is the number of keys per message; 0 means the server's
+	// default (1000). The server also caps a page at about 4 MiB of values.
+	PageSize      int64 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportRequest) Reset() {
+	*x = ExportRequest{}
+	mi := &file_api_kvpb_kv_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRequest) ProtoMessage() {}
+
+func (x *ExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kvpb_kv_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
+func (*ExportRequest) Descriptor() ([]byte, []int) {
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExportRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ExportRequest) GetRangeEnd() []byte {
+	if x != nil {
+		return x.RangeEnd
+	}
+	return nil
+}
+
+func (x *ExportRequest) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
+func (x *ExportRequest) GetPageSize() int64 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ExportResponse is one page of an Export stream.
+type ExportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// header is set on the first message only; its revision is the applied
+	// index of the cut every page is read from.
+	Header        *ResponseHeader `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Kvs           []*KeyValue     `protobuf:"bytes,2,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportResponse) Reset() {
+	*x = ExportResponse{}
+	mi := &file_api_kvpb_kv_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportResponse) ProtoMessage() {}
+
+func (x *ExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_kvpb_kv_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
+func (*ExportResponse) Descriptor() ([]byte, []int) {
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExportResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetKvs() []*KeyValue {
+	if x != nil {
+		return x.Kvs
+	}
+	return nil
+}
+
 // Compare is one condition of a Txn.
 type Compare struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -904,7 +1069,7 @@ type Compare struct {
 
 func (x *Compare) Reset() {
 	*x = Compare{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[10]
+	mi := &file_api_kvpb_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1081,7 @@ func (x *Compare) String() string {
 func (*Compare) ProtoMessage() {}
 
 func (x *Compare) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[10]
+	mi := &file_api_kvpb_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1094,7 @@ func (x *Compare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compare.ProtoReflect.Descriptor instead.
 func (*Compare) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{10}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Compare) GetResult() Compare_Result {
@@ -1054,7 +1219,7 @@ type RequestOp struct {
 
 func (x *RequestOp) Reset() {
 	*x = RequestOp{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[11]
+	mi := &file_api_kvpb_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1231,7 @@ func (x *RequestOp) String() string {
 func (*RequestOp) ProtoMessage() {}
 
 func (x *RequestOp) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[11]
+	mi := &file_api_kvpb_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1244,7 @@ func (x *RequestOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestOp.ProtoReflect.Descriptor instead.
 func (*RequestOp) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{11}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RequestOp) GetRequest() isRequestOp_Request {
@@ -1153,7 +1318,7 @@ type ResponseOp struct {
 
 func (x *ResponseOp) Reset() {
 	*x = ResponseOp{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[12]
+	mi := &file_api_kvpb_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1330,7 @@ func (x *ResponseOp) String() string {
 func (*ResponseOp) ProtoMessage() {}
 
 func (x *ResponseOp) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[12]
+	mi := &file_api_kvpb_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1343,7 @@ func (x *ResponseOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseOp.ProtoReflect.Descriptor instead.
 func (*ResponseOp) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{12}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResponseOp) GetResponse() isResponseOp_Response {
@@ -1249,7 +1414,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[13]
+	mi := &file_api_kvpb_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1426,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[13]
+	mi := &file_api_kvpb_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1439,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{13}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TxnRequest) GetCompare() []*Compare {
@@ -1309,7 +1474,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[14]
+	mi := &file_api_kvpb_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1486,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[14]
+	mi := &file_api_kvpb_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1499,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{14}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TxnResponse) GetHeader() *ResponseHeader {
@@ -1366,7 +1531,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[15]
+	mi := &file_api_kvpb_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1543,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[15]
+	mi := &file_api_kvpb_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1556,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{15}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{17}
 }
 
 type StatusResponse struct {
@@ -1428,7 +1593,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[16]
+	mi := &file_api_kvpb_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1605,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[16]
+	mi := &file_api_kvpb_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1618,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{16}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1622,7 +1787,7 @@ type CacheTierStats struct {
 
 func (x *CacheTierStats) Reset() {
 	*x = CacheTierStats{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[17]
+	mi := &file_api_kvpb_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1799,7 @@ func (x *CacheTierStats) String() string {
 func (*CacheTierStats) ProtoMessage() {}
 
 func (x *CacheTierStats) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[17]
+	mi := &file_api_kvpb_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1812,7 @@ func (x *CacheTierStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CacheTierStats.ProtoReflect.Descriptor instead.
 func (*CacheTierStats) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{17}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CacheTierStats) GetTier() string {
@@ -1742,7 +1907,7 @@ type MemberListRequest struct {
 
 func (x *MemberListRequest) Reset() {
 	*x = MemberListRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[18]
+	mi := &file_api_kvpb_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1919,7 @@ func (x *MemberListRequest) String() string {
 func (*MemberListRequest) ProtoMessage() {}
 
 func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[18]
+	mi := &file_api_kvpb_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1932,7 @@ func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
 func (*MemberListRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{18}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{20}
 }
 
 // Member is one server of the raft configuration, or a server gossip knows
@@ -1808,7 +1973,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[19]
+	mi := &file_api_kvpb_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1985,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[19]
+	mi := &file_api_kvpb_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1998,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{19}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Member) GetId() string {
@@ -1951,7 +2116,7 @@ type MemberListResponse struct {
 
 func (x *MemberListResponse) Reset() {
 	*x = MemberListResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[20]
+	mi := &file_api_kvpb_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2128,7 @@ func (x *MemberListResponse) String() string {
 func (*MemberListResponse) ProtoMessage() {}
 
 func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[20]
+	mi := &file_api_kvpb_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2141,7 @@ func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
 func (*MemberListResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{20}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MemberListResponse) GetHeader() *ResponseHeader {
@@ -2007,7 +2172,7 @@ type MemberAddRequest struct {
 
 func (x *MemberAddRequest) Reset() {
 	*x = MemberAddRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[21]
+	mi := &file_api_kvpb_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2184,7 @@ func (x *MemberAddRequest) String() string {
 func (*MemberAddRequest) ProtoMessage() {}
 
 func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[21]
+	mi := &file_api_kvpb_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2197,7 @@ func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
 func (*MemberAddRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{21}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MemberAddRequest) GetId() string {
@@ -2073,7 +2238,7 @@ type MemberRemoveRequest struct {
 
 func (x *MemberRemoveRequest) Reset() {
 	*x = MemberRemoveRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[22]
+	mi := &file_api_kvpb_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2250,7 @@ func (x *MemberRemoveRequest) String() string {
 func (*MemberRemoveRequest) ProtoMessage() {}
 
 func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[22]
+	mi := &file_api_kvpb_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2263,7 @@ func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
 func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{22}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MemberRemoveRequest) GetId() string {
@@ -2125,7 +2290,7 @@ type MemberPromoteRequest struct {
 
 func (x *MemberPromoteRequest) Reset() {
 	*x = MemberPromoteRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[23]
+	mi := &file_api_kvpb_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2302,7 @@ func (x *MemberPromoteRequest) String() string {
 func (*MemberPromoteRequest) ProtoMessage() {}
 
 func (x *MemberPromoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[23]
+	mi := &file_api_kvpb_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2315,7 @@ func (x *MemberPromoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberPromoteRequest.ProtoReflect.Descriptor instead.
 func (*MemberPromoteRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{23}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MemberPromoteRequest) GetId() string {
@@ -2177,7 +2342,7 @@ type MemberDemoteRequest struct {
 
 func (x *MemberDemoteRequest) Reset() {
 	*x = MemberDemoteRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[24]
+	mi := &file_api_kvpb_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2354,7 @@ func (x *MemberDemoteRequest) String() string {
 func (*MemberDemoteRequest) ProtoMessage() {}
 
 func (x *MemberDemoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[24]
+	mi := &file_api_kvpb_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2367,7 @@ func (x *MemberDemoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberDemoteRequest.ProtoReflect.Descriptor instead.
 func (*MemberDemoteRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{24}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MemberDemoteRequest) GetId() string {
@@ -2234,7 +2399,7 @@ type MemberChangeResponse struct {
 
 func (x *MemberChangeResponse) Reset() {
 	*x = MemberChangeResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[25]
+	mi := &file_api_kvpb_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2411,7 @@ func (x *MemberChangeResponse) String() string {
 func (*MemberChangeResponse) ProtoMessage() {}
 
 func (x *MemberChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[25]
+	mi := &file_api_kvpb_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2424,7 @@ func (x *MemberChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChangeResponse.ProtoReflect.Descriptor instead.
 func (*MemberChangeResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{25}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MemberChangeResponse) GetHeader() *ResponseHeader {
@@ -2295,7 +2460,7 @@ type LeaderTransferRequest struct {
 
 func (x *LeaderTransferRequest) Reset() {
 	*x = LeaderTransferRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[26]
+	mi := &file_api_kvpb_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2472,7 @@ func (x *LeaderTransferRequest) String() string {
 func (*LeaderTransferRequest) ProtoMessage() {}
 
 func (x *LeaderTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[26]
+	mi := &file_api_kvpb_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2485,7 @@ func (x *LeaderTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderTransferRequest.ProtoReflect.Descriptor instead.
 func (*LeaderTransferRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{26}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LeaderTransferRequest) GetToId() string {
@@ -2348,7 +2513,7 @@ type LeaderTransferResponse struct {
 
 func (x *LeaderTransferResponse) Reset() {
 	*x = LeaderTransferResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[27]
+	mi := &file_api_kvpb_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2525,7 @@ func (x *LeaderTransferResponse) String() string {
 func (*LeaderTransferResponse) ProtoMessage() {}
 
 func (x *LeaderTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[27]
+	mi := &file_api_kvpb_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2538,7 @@ func (x *LeaderTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderTransferResponse.ProtoReflect.Descriptor instead.
 func (*LeaderTransferResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{27}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LeaderTransferResponse) GetHeader() *ResponseHeader {
@@ -2398,7 +2563,7 @@ type StateHashRequest struct {
 
 func (x *StateHashRequest) Reset() {
 	*x = StateHashRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[28]
+	mi := &file_api_kvpb_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2575,7 @@ func (x *StateHashRequest) String() string {
 func (*StateHashRequest) ProtoMessage() {}
 
 func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[28]
+	mi := &file_api_kvpb_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2588,7 @@ func (x *StateHashRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHashRequest.ProtoReflect.Descriptor instead.
 func (*StateHashRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{28}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{30}
 }
 
 type StateHashResponse struct {
@@ -2441,7 +2606,7 @@ type StateHashResponse struct {
 
 func (x *StateHashResponse) Reset() {
 	*x = StateHashResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[29]
+	mi := &file_api_kvpb_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2618,7 @@ func (x *StateHashResponse) String() string {
 func (*StateHashResponse) ProtoMessage() {}
 
 func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[29]
+	mi := &file_api_kvpb_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2631,7 @@ func (x *StateHashResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHashResponse.ProtoReflect.Descriptor instead.
 func (*StateHashResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{29}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StateHashResponse) GetNodeId() string {
@@ -2505,7 +2670,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[30]
+	mi := &file_api_kvpb_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2682,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[30]
+	mi := &file_api_kvpb_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2695,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{30}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{32}
 }
 
 type ReadIndexResponse struct {
@@ -2543,7 +2708,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[31]
+	mi := &file_api_kvpb_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2555,7 +2720,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[31]
+	mi := &file_api_kvpb_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2568,7 +2733,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{31}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2595,7 +2760,7 @@ type RegisterMemberRequest struct {
 
 func (x *RegisterMemberRequest) Reset() {
 	*x = RegisterMemberRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[32]
+	mi := &file_api_kvpb_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2772,7 @@ func (x *RegisterMemberRequest) String() string {
 func (*RegisterMemberRequest) ProtoMessage() {}
 
 func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[32]
+	mi := &file_api_kvpb_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2785,7 @@ func (x *RegisterMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberRequest.ProtoReflect.Descriptor instead.
 func (*RegisterMemberRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{32}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RegisterMemberRequest) GetId() string {
@@ -2646,7 +2811,7 @@ type RegisterMemberResponse struct {
 
 func (x *RegisterMemberResponse) Reset() {
 	*x = RegisterMemberResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[33]
+	mi := &file_api_kvpb_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2658,7 +2823,7 @@ func (x *RegisterMemberResponse) String() string {
 func (*RegisterMemberResponse) ProtoMessage() {}
 
 func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[33]
+	mi := &file_api_kvpb_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2671,7 +2836,7 @@ func (x *RegisterMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterMemberResponse.ProtoReflect.Descriptor instead.
 func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{33}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RegisterMemberResponse) GetIndex() uint64 {
@@ -2719,7 +2884,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[34]
+	mi := &file_api_kvpb_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +2896,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[34]
+	mi := &file_api_kvpb_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +2909,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{34}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *BackupInfo) GetId() string {
@@ -2873,7 +3038,7 @@ type BackupCreateRequest struct {
 
 func (x *BackupCreateRequest) Reset() {
 	*x = BackupCreateRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[35]
+	mi := &file_api_kvpb_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +3050,7 @@ func (x *BackupCreateRequest) String() string {
 func (*BackupCreateRequest) ProtoMessage() {}
 
 func (x *BackupCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[35]
+	mi := &file_api_kvpb_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +3063,7 @@ func (x *BackupCreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupCreateRequest.ProtoReflect.Descriptor instead.
 func (*BackupCreateRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{35}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *BackupCreateRequest) GetDownload() bool {
@@ -2930,7 +3095,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[36]
+	mi := &file_api_kvpb_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3107,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[36]
+	mi := &file_api_kvpb_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3120,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{36}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BackupProgress) GetPhase() string {
@@ -2993,7 +3158,7 @@ type BackupCreateResponse struct {
 
 func (x *BackupCreateResponse) Reset() {
 	*x = BackupCreateResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[37]
+	mi := &file_api_kvpb_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3005,7 +3170,7 @@ func (x *BackupCreateResponse) String() string {
 func (*BackupCreateResponse) ProtoMessage() {}
 
 func (x *BackupCreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[37]
+	mi := &file_api_kvpb_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3018,7 +3183,7 @@ func (x *BackupCreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupCreateResponse.ProtoReflect.Descriptor instead.
 func (*BackupCreateResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{37}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BackupCreateResponse) GetMsg() isBackupCreateResponse_Msg {
@@ -3087,7 +3252,7 @@ type BackupListRequest struct {
 
 func (x *BackupListRequest) Reset() {
 	*x = BackupListRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[38]
+	mi := &file_api_kvpb_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3264,7 @@ func (x *BackupListRequest) String() string {
 func (*BackupListRequest) ProtoMessage() {}
 
 func (x *BackupListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[38]
+	mi := &file_api_kvpb_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3277,7 @@ func (x *BackupListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupListRequest.ProtoReflect.Descriptor instead.
 func (*BackupListRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{38}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{40}
 }
 
 type BackupListResponse struct {
@@ -3136,7 +3301,7 @@ type BackupListResponse struct {
 
 func (x *BackupListResponse) Reset() {
 	*x = BackupListResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[39]
+	mi := &file_api_kvpb_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3148,7 +3313,7 @@ func (x *BackupListResponse) String() string {
 func (*BackupListResponse) ProtoMessage() {}
 
 func (x *BackupListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[39]
+	mi := &file_api_kvpb_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3161,7 +3326,7 @@ func (x *BackupListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupListResponse.ProtoReflect.Descriptor instead.
 func (*BackupListResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{39}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BackupListResponse) GetNodeId() string {
@@ -3222,7 +3387,7 @@ type BackupVerifyRequest struct {
 
 func (x *BackupVerifyRequest) Reset() {
 	*x = BackupVerifyRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[40]
+	mi := &file_api_kvpb_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3399,7 @@ func (x *BackupVerifyRequest) String() string {
 func (*BackupVerifyRequest) ProtoMessage() {}
 
 func (x *BackupVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[40]
+	mi := &file_api_kvpb_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3412,7 @@ func (x *BackupVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupVerifyRequest.ProtoReflect.Descriptor instead.
 func (*BackupVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{40}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *BackupVerifyRequest) GetId() string {
@@ -3266,7 +3431,7 @@ type BackupDeleteRequest struct {
 
 func (x *BackupDeleteRequest) Reset() {
 	*x = BackupDeleteRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[41]
+	mi := &file_api_kvpb_kv_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3278,7 +3443,7 @@ func (x *BackupDeleteRequest) String() string {
 func (*BackupDeleteRequest) ProtoMessage() {}
 
 func (x *BackupDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[41]
+	mi := &file_api_kvpb_kv_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3291,7 +3456,7 @@ func (x *BackupDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupDeleteRequest.ProtoReflect.Descriptor instead.
 func (*BackupDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{41}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *BackupDeleteRequest) GetId() string {
@@ -3309,7 +3474,7 @@ type BackupDeleteResponse struct {
 
 func (x *BackupDeleteResponse) Reset() {
 	*x = BackupDeleteResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[42]
+	mi := &file_api_kvpb_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3486,7 @@ func (x *BackupDeleteResponse) String() string {
 func (*BackupDeleteResponse) ProtoMessage() {}
 
 func (x *BackupDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[42]
+	mi := &file_api_kvpb_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3499,7 @@ func (x *BackupDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupDeleteResponse.ProtoReflect.Descriptor instead.
 func (*BackupDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{42}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{44}
 }
 
 type BackupDownloadRequest struct {
@@ -3346,7 +3511,7 @@ type BackupDownloadRequest struct {
 
 func (x *BackupDownloadRequest) Reset() {
 	*x = BackupDownloadRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[43]
+	mi := &file_api_kvpb_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3358,7 +3523,7 @@ func (x *BackupDownloadRequest) String() string {
 func (*BackupDownloadRequest) ProtoMessage() {}
 
 func (x *BackupDownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[43]
+	mi := &file_api_kvpb_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3371,7 +3536,7 @@ func (x *BackupDownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupDownloadRequest.ProtoReflect.Descriptor instead.
 func (*BackupDownloadRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{43}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BackupDownloadRequest) GetId() string {
@@ -3392,7 +3557,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[44]
+	mi := &file_api_kvpb_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3404,7 +3569,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[44]
+	mi := &file_api_kvpb_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3417,7 +3582,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{44}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -3449,7 +3614,7 @@ type BackupRestoreOptions struct {
 
 func (x *BackupRestoreOptions) Reset() {
 	*x = BackupRestoreOptions{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[45]
+	mi := &file_api_kvpb_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3626,7 @@ func (x *BackupRestoreOptions) String() string {
 func (*BackupRestoreOptions) ProtoMessage() {}
 
 func (x *BackupRestoreOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[45]
+	mi := &file_api_kvpb_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3639,7 @@ func (x *BackupRestoreOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRestoreOptions.ProtoReflect.Descriptor instead.
 func (*BackupRestoreOptions) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{45}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BackupRestoreOptions) GetForce() bool {
@@ -3511,7 +3676,7 @@ type BackupRestoreRequest struct {
 
 func (x *BackupRestoreRequest) Reset() {
 	*x = BackupRestoreRequest{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[46]
+	mi := &file_api_kvpb_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3523,7 +3688,7 @@ func (x *BackupRestoreRequest) String() string {
 func (*BackupRestoreRequest) ProtoMessage() {}
 
 func (x *BackupRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[46]
+	mi := &file_api_kvpb_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3536,7 +3701,7 @@ func (x *BackupRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRestoreRequest.ProtoReflect.Descriptor instead.
 func (*BackupRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{46}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BackupRestoreRequest) GetMsg() isBackupRestoreRequest_Msg {
@@ -3595,7 +3760,7 @@ type BackupRestoreResponse struct {
 
 func (x *BackupRestoreResponse) Reset() {
 	*x = BackupRestoreResponse{}
-	mi := &file_api_kvpb_kv_proto_msgTypes[47]
+	mi := &file_api_kvpb_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3607,7 +3772,7 @@ func (x *BackupRestoreResponse) String() string {
 func (*BackupRestoreResponse) ProtoMessage() {}
 
 func (x *BackupRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_kvpb_kv_proto_msgTypes[47]
+	mi := &file_api_kvpb_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3620,7 +3785,7 @@ func (x *BackupRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRestoreResponse.ProtoReflect.Descriptor instead.
 func (*BackupRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{47}
+	return file_api_kvpb_kv_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *BackupRestoreResponse) GetBackup() *BackupInfo {
@@ -3648,13 +3813,14 @@ var File_api_kvpb_kv_proto protoreflect.FileDescriptor
 
 const file_api_kvpb_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x11api/kvpb/kv.proto\x12\rraftkv.api.v1\"\x98\x01\n" +
+	"\x11api/kvpb/kv.proto\x12\rraftkv.api.v1\"\xc3\x01\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12'\n" +
 	"\x0fcreate_revision\x18\x03 \x01(\x03R\x0ecreateRevision\x12!\n" +
 	"\fmod_revision\x18\x04 \x01(\x03R\vmodRevision\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\x03R\aversion\"b\n" +
+	"\aversion\x18\x05 \x01(\x03R\aversion\x12)\n" +
+	"\x11expire_at_unix_ms\x18\x06 \x01(\x03R\x0eexpireAtUnixMs\"b\n" +
 	"\x0eResponseHeader\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -3667,12 +3833,13 @@ const file_api_kvpb_kv_proto_rawDesc = "" +
 	"\vGetResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12'\n" +
-	"\x02kv\x18\x03 \x01(\v2\x17.raftkv.api.v1.KeyValueR\x02kv\"M\n" +
+	"\x02kv\x18\x03 \x01(\v2\x17.raftkv.api.v1.KeyValueR\x02kv\"d\n" +
 	"\n" +
 	"PutRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x17\n" +
-	"\aprev_kv\x18\x03 \x01(\bR\x06prevKv\"v\n" +
+	"\aprev_kv\x18\x03 \x01(\bR\x06prevKv\x12\x15\n" +
+	"\x06ttl_ms\x18\x04 \x01(\x03R\x05ttlMs\"v\n" +
 	"\vPutResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x120\n" +
 	"\aprev_kv\x18\x02 \x01(\v2\x17.raftkv.api.v1.KeyValueR\x06prevKv\"o\n" +
@@ -3684,7 +3851,7 @@ const file_api_kvpb_kv_proto_rawDesc = "" +
 	"\x0eDeleteResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12\x18\n" +
 	"\adeleted\x18\x02 \x01(\x03R\adeleted\x122\n" +
-	"\bprev_kvs\x18\x03 \x03(\v2\x17.raftkv.api.v1.KeyValueR\aprevKvs\"\x80\x02\n" +
+	"\bprev_kvs\x18\x03 \x03(\v2\x17.raftkv.api.v1.KeyValueR\aprevKvs\"\xa1\x02\n" +
 	"\fRangeRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1b\n" +
 	"\trange_end\x18\x02 \x01(\fR\brangeEnd\x12\x16\n" +
@@ -3694,12 +3861,22 @@ const file_api_kvpb_kv_proto_rawDesc = "" +
 	"\n" +
 	"count_only\x18\x06 \x01(\bR\tcountOnly\x12<\n" +
 	"\vconsistency\x18\a \x01(\x0e2\x1a.raftkv.api.v1.ConsistencyR\vconsistency\x12\x19\n" +
-	"\bno_cache\x18\b \x01(\bR\anoCache\"\x9b\x01\n" +
+	"\bno_cache\x18\b \x01(\bR\anoCache\x12\x1f\n" +
+	"\vcount_total\x18\t \x01(\bR\n" +
+	"countTotal\"\x9b\x01\n" +
 	"\rRangeResponse\x125\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12)\n" +
 	"\x03kvs\x18\x02 \x03(\v2\x17.raftkv.api.v1.KeyValueR\x03kvs\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12\x14\n" +
-	"\x05count\x18\x04 \x01(\x03R\x05count\"\xdd\x03\n" +
+	"\x05count\x18\x04 \x01(\x03R\x05count\"s\n" +
+	"\rExportRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1b\n" +
+	"\trange_end\x18\x02 \x01(\fR\brangeEnd\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\bR\x06prefix\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x03R\bpageSize\"r\n" +
+	"\x0eExportResponse\x125\n" +
+	"\x06header\x18\x01 \x01(\v2\x1d.raftkv.api.v1.ResponseHeaderR\x06header\x12)\n" +
+	"\x03kvs\x18\x02 \x03(\v2\x17.raftkv.api.v1.KeyValueR\x03kvs\"\xdd\x03\n" +
 	"\aCompare\x125\n" +
 	"\x06result\x18\x01 \x01(\x0e2\x1d.raftkv.api.v1.Compare.ResultR\x06result\x125\n" +
 	"\x06target\x18\x02 \x01(\x0e2\x1d.raftkv.api.v1.Compare.TargetR\x06target\x12\x10\n" +
@@ -3924,13 +4101,14 @@ const file_api_kvpb_kv_proto_rawDesc = "" +
 	"\vConsistency\x12\x17\n" +
 	"\x13CONSISTENCY_UNKNOWN\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x1c\n" +
-	"\x18CONSISTENCY_SERIALIZABLE\x10\x022\xc9\x02\n" +
+	"\x18CONSISTENCY_SERIALIZABLE\x10\x022\x92\x03\n" +
 	"\x02KV\x12<\n" +
 	"\x03Get\x12\x19.raftkv.api.v1.GetRequest\x1a\x1a.raftkv.api.v1.GetResponse\x12<\n" +
 	"\x03Put\x12\x19.raftkv.api.v1.PutRequest\x1a\x1a.raftkv.api.v1.PutResponse\x12E\n" +
 	"\x06Delete\x12\x1c.raftkv.api.v1.DeleteRequest\x1a\x1d.raftkv.api.v1.DeleteResponse\x12B\n" +
 	"\x05Range\x12\x1b.raftkv.api.v1.RangeRequest\x1a\x1c.raftkv.api.v1.RangeResponse\x12<\n" +
-	"\x03Txn\x12\x19.raftkv.api.v1.TxnRequest\x1a\x1a.raftkv.api.v1.TxnResponse2\xb0\x05\n" +
+	"\x03Txn\x12\x19.raftkv.api.v1.TxnRequest\x1a\x1a.raftkv.api.v1.TxnResponse\x12G\n" +
+	"\x06Export\x12\x1c.raftkv.api.v1.ExportRequest\x1a\x1d.raftkv.api.v1.ExportResponse0\x012\xb0\x05\n" +
 	"\x05Admin\x12E\n" +
 	"\x06Status\x12\x1c.raftkv.api.v1.StatusRequest\x1a\x1d.raftkv.api.v1.StatusResponse\x12Q\n" +
 	"\n" +
@@ -3965,7 +4143,7 @@ func file_api_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_api_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_api_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_api_kvpb_kv_proto_goTypes = []any{
 	(Consistency)(0),               // 0: raftkv.api.v1.Consistency
 	(Compare_Result)(0),            // 1: raftkv.api.v1.Compare.Result
@@ -3980,44 +4158,46 @@ var file_api_kvpb_kv_proto_goTypes = []any{
 	(*DeleteResponse)(nil),         // 10: raftkv.api.v1.DeleteResponse
 	(*RangeRequest)(nil),           // 11: raftkv.api.v1.RangeRequest
 	(*RangeResponse)(nil),          // 12: raftkv.api.v1.RangeResponse
-	(*Compare)(nil),                // 13: raftkv.api.v1.Compare
-	(*RequestOp)(nil),              // 14: raftkv.api.v1.RequestOp
-	(*ResponseOp)(nil),             // 15: raftkv.api.v1.ResponseOp
-	(*TxnRequest)(nil),             // 16: raftkv.api.v1.TxnRequest
-	(*TxnResponse)(nil),            // 17: raftkv.api.v1.TxnResponse
-	(*StatusRequest)(nil),          // 18: raftkv.api.v1.StatusRequest
-	(*StatusResponse)(nil),         // 19: raftkv.api.v1.StatusResponse
-	(*CacheTierStats)(nil),         // 20: raftkv.api.v1.CacheTierStats
-	(*MemberListRequest)(nil),      // 21: raftkv.api.v1.MemberListRequest
-	(*Member)(nil),                 // 22: raftkv.api.v1.Member
-	(*MemberListResponse)(nil),     // 23: raftkv.api.v1.MemberListResponse
-	(*MemberAddRequest)(nil),       // 24: raftkv.api.v1.MemberAddRequest
-	(*MemberRemoveRequest)(nil),    // 25: raftkv.api.v1.MemberRemoveRequest
-	(*MemberPromoteRequest)(nil),   // 26: raftkv.api.v1.MemberPromoteRequest
-	(*MemberDemoteRequest)(nil),    // 27: raftkv.api.v1.MemberDemoteRequest
-	(*MemberChangeResponse)(nil),   // 28: raftkv.api.v1.MemberChangeResponse
-	(*LeaderTransferRequest)(nil),  // 29: raftkv.api.v1.LeaderTransferRequest
-	(*LeaderTransferResponse)(nil), // 30: raftkv.api.v1.LeaderTransferResponse
-	(*StateHashRequest)(nil),       // 31: raftkv.api.v1.StateHashRequest
-	(*StateHashResponse)(nil),      // 32: raftkv.api.v1.StateHashResponse
-	(*ReadIndexRequest)(nil),       // 33: raftkv.api.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),      // 34: raftkv.api.v1.ReadIndexResponse
-	(*RegisterMemberRequest)(nil),  // 35: raftkv.api.v1.RegisterMemberRequest
-	(*RegisterMemberResponse)(nil), // 36: raftkv.api.v1.RegisterMemberResponse
-	(*BackupInfo)(nil),             // 37: raftkv.api.v1.BackupInfo
-	(*BackupCreateRequest)(nil),    // 38: raftkv.api.v1.BackupCreateRequest
-	(*BackupProgress)(nil),         // 39: raftkv.api.v1.BackupProgress
-	(*BackupCreateResponse)(nil),   // 40: raftkv.api.v1.BackupCreateResponse
-	(*BackupListRequest)(nil),      // 41: raftkv.api.v1.BackupListRequest
-	(*BackupListResponse)(nil),     // 42: raftkv.api.v1.BackupListResponse
-	(*BackupVerifyRequest)(nil),    // 43: raftkv.api.v1.BackupVerifyRequest
-	(*BackupDeleteRequest)(nil),    // 44: raftkv.api.v1.BackupDeleteRequest
-	(*BackupDeleteResponse)(nil),   // 45: raftkv.api.v1.BackupDeleteResponse
-	(*BackupDownloadRequest)(nil),  // 46: raftkv.api.v1.BackupDownloadRequest
-	(*BackupChunk)(nil),            // 47: raftkv.api.v1.BackupChunk
-	(*BackupRestoreOptions)(nil),   // 48: raftkv.api.v1.BackupRestoreOptions
-	(*BackupRestoreRequest)(nil),   // 49: raftkv.api.v1.BackupRestoreRequest
-	(*BackupRestoreResponse)(nil),  // 50: raftkv.api.v1.BackupRestoreResponse
+	(*ExportRequest)(nil),          // 13: raftkv.api.v1.ExportRequest
+	(*ExportResponse)(nil),         // 14: raftkv.api.v1.ExportResponse
+	(*Compare)(nil),                // 15: raftkv.api.v1.Compare
+	(*RequestOp)(nil),              // 16: raftkv.api.v1.RequestOp
+	(*ResponseOp)(nil),             // 17: raftkv.api.v1.ResponseOp
+	(*TxnRequest)(nil),             // 18: raftkv.api.v1.TxnRequest
+	(*TxnResponse)(nil),            // 19: raftkv.api.v1.TxnResponse
+	(*StatusRequest)(nil),          // 20: raftkv.api.v1.StatusRequest
+	(*StatusResponse)(nil),         // 21: raftkv.api.v1.StatusResponse
+	(*CacheTierStats)(nil),         // 22: raftkv.api.v1.CacheTierStats
+	(*MemberListRequest)(nil),      // 23: raftkv.api.v1.MemberListRequest
+	(*Member)(nil),                 // 24: raftkv.api.v1.Member
+	(*MemberListResponse)(nil),     // 25: raftkv.api.v1.MemberListResponse
+	(*MemberAddRequest)(nil),       // 26: raftkv.api.v1.MemberAddRequest
+	(*MemberRemoveRequest)(nil),    // 27: raftkv.api.v1.MemberRemoveRequest
+	(*MemberPromoteRequest)(nil),   // 28: raftkv.api.v1.MemberPromoteRequest
+	(*MemberDemoteRequest)(nil),    // 29: raftkv.api.v1.MemberDemoteRequest
+	(*MemberChangeResponse)(nil),   // 30: raftkv.api.v1.MemberChangeResponse
+	(*LeaderTransferRequest)(nil),  // 31: raftkv.api.v1.LeaderTransferRequest
+	(*LeaderTransferResponse)(nil), // 32: raftkv.api.v1.LeaderTransferResponse
+	(*StateHashRequest)(nil),       // 33: raftkv.api.v1.StateHashRequest
+	(*StateHashResponse)(nil),      // 34: raftkv.api.v1.StateHashResponse
+	(*ReadIndexRequest)(nil),       // 35: raftkv.api.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),      // 36: raftkv.api.v1.ReadIndexResponse
+	(*RegisterMemberRequest)(nil),  // 37: raftkv.api.v1.RegisterMemberRequest
+	(*RegisterMemberResponse)(nil), // 38: raftkv.api.v1.RegisterMemberResponse
+	(*BackupInfo)(nil),             // 39: raftkv.api.v1.BackupInfo
+	(*BackupCreateRequest)(nil),    // 40: raftkv.api.v1.BackupCreateRequest
+	(*BackupProgress)(nil),         // 41: raftkv.api.v1.BackupProgress
+	(*BackupCreateResponse)(nil),   // 42: raftkv.api.v1.BackupCreateResponse
+	(*BackupListRequest)(nil),      // 43: raftkv.api.v1.BackupListRequest
+	(*BackupListResponse)(nil),     // 44: raftkv.api.v1.BackupListResponse
+	(*BackupVerifyRequest)(nil),    // 45: raftkv.api.v1.BackupVerifyRequest
+	(*BackupDeleteRequest)(nil),    // 46: raftkv.api.v1.BackupDeleteRequest
+	(*BackupDeleteResponse)(nil),   // 47: raftkv.api.v1.BackupDeleteResponse
+	(*BackupDownloadRequest)(nil),  // 48: raftkv.api.v1.BackupDownloadRequest
+	(*BackupChunk)(nil),            // 49: raftkv.api.v1.BackupChunk
+	(*BackupRestoreOptions)(nil),   // 50: raftkv.api.v1.BackupRestoreOptions
+	(*BackupRestoreRequest)(nil),   // 51: raftkv.api.v1.BackupRestoreRequest
+	(*BackupRestoreResponse)(nil),  // 52: raftkv.api.v1.BackupRestoreResponse
 }
 var file_api_kvpb_kv_proto_depIdxs = []int32{
 	0,  // 0: raftkv.api.v1.GetRequest.consistency:type_name -> raftkv.api.v1.Consistency
@@ -4030,77 +4210,81 @@ var file_api_kvpb_kv_proto_depIdxs = []int32{
 	0,  // 7: raftkv.api.v1.RangeRequest.consistency:type_name -> raftkv.api.v1.Consistency
 	4,  // 8: raftkv.api.v1.RangeResponse.header:type_name -> raftkv.api.v1.ResponseHeader
 	3,  // 9: raftkv.api.v1.RangeResponse.kvs:type_name -> raftkv.api.v1.KeyValue
-	1,  // 10: raftkv.api.v1.Compare.result:type_name -> raftkv.api.v1.Compare.Result
-	2,  // 11: raftkv.api.v1.Compare.target:type_name -> raftkv.api.v1.Compare.Target
-	11, // 12: raftkv.api.v1.RequestOp.request_range:type_name -> raftkv.api.v1.RangeRequest
-	7,  // 13: raftkv.api.v1.RequestOp.request_put:type_name -> raftkv.api.v1.PutRequest
-	9,  // 14: raftkv.api.v1.RequestOp.request_delete:type_name -> raftkv.api.v1.DeleteRequest
-	12, // 15: raftkv.api.v1.ResponseOp.response_range:type_name -> raftkv.api.v1.RangeResponse
-	8,  // 16: raftkv.api.v1.ResponseOp.response_put:type_name -> raftkv.api.v1.PutResponse
-	10, // 17: raftkv.api.v1.ResponseOp.response_delete:type_name -> raftkv.api.v1.DeleteResponse
-	13, // 18: raftkv.api.v1.TxnRequest.compare:type_name -> raftkv.api.v1.Compare
-	14, // 19: raftkv.api.v1.TxnRequest.success:type_name -> raftkv.api.v1.RequestOp
-	14, // 20: raftkv.api.v1.TxnRequest.failure:type_name -> raftkv.api.v1.RequestOp
-	4,  // 21: raftkv.api.v1.TxnResponse.header:type_name -> raftkv.api.v1.ResponseHeader
-	15, // 22: raftkv.api.v1.TxnResponse.responses:type_name -> raftkv.api.v1.ResponseOp
-	20, // 23: raftkv.api.v1.StatusResponse.cache:type_name -> raftkv.api.v1.CacheTierStats
-	4,  // 24: raftkv.api.v1.MemberListResponse.header:type_name -> raftkv.api.v1.ResponseHeader
-	22, // 25: raftkv.api.v1.MemberListResponse.members:type_name -> raftkv.api.v1.Member
-	4,  // 26: raftkv.api.v1.MemberChangeResponse.header:type_name -> raftkv.api.v1.ResponseHeader
-	4,  // 27: raftkv.api.v1.LeaderTransferResponse.header:type_name -> raftkv.api.v1.ResponseHeader
-	39, // 28: raftkv.api.v1.BackupCreateResponse.progress:type_name -> raftkv.api.v1.BackupProgress
-	37, // 29: raftkv.api.v1.BackupCreateResponse.done:type_name -> raftkv.api.v1.BackupInfo
-	37, // 30: raftkv.api.v1.BackupListResponse.backups:type_name -> raftkv.api.v1.BackupInfo
-	37, // 31: raftkv.api.v1.BackupChunk.info:type_name -> raftkv.api.v1.BackupInfo
-	48, // 32: raftkv.api.v1.BackupRestoreRequest.options:type_name -> raftkv.api.v1.BackupRestoreOptions
-	37, // 33: raftkv.api.v1.BackupRestoreResponse.backup:type_name -> raftkv.api.v1.BackupInfo
-	5,  // 34: raftkv.api.v1.KV.Get:input_type -> raftkv.api.v1.GetRequest
-	7,  // 35: raftkv.api.v1.KV.Put:input_type -> raftkv.api.v1.PutRequest
-	9,  // 36: raftkv.api.v1.KV.Delete:input_type -> raftkv.api.v1.DeleteRequest
-	11, // 37: raftkv.api.v1.KV.Range:input_type -> raftkv.api.v1.RangeRequest
-	16, // 38: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
-	18, // 39: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
-	21, // 40: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
-	31, // 41: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
-	24, // 42: raftkv.api.v1.Admin.MemberAdd:input_type -> raftkv.api.v1.MemberAddRequest
-	25, // 43: raftkv.api.v1.Admin.MemberRemove:input_type -> raftkv.api.v1.MemberRemoveRequest
-	26, // 44: raftkv.api.v1.Admin.MemberPromote:input_type -> raftkv.api.v1.MemberPromoteRequest
-	27, // 45: raftkv.api.v1.Admin.MemberDemote:input_type -> raftkv.api.v1.MemberDemoteRequest
-	29, // 46: raftkv.api.v1.Admin.LeaderTransfer:input_type -> raftkv.api.v1.LeaderTransferRequest
-	33, // 47: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
-	35, // 48: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
-	38, // 49: raftkv.api.v1.Backup.Create:input_type -> raftkv.api.v1.BackupCreateRequest
-	41, // 50: raftkv.api.v1.Backup.List:input_type -> raftkv.api.v1.BackupListRequest
-	43, // 51: raftkv.api.v1.Backup.Verify:input_type -> raftkv.api.v1.BackupVerifyRequest
-	44, // 52: raftkv.api.v1.Backup.Delete:input_type -> raftkv.api.v1.BackupDeleteRequest
-	46, // 53: raftkv.api.v1.Backup.Download:input_type -> raftkv.api.v1.BackupDownloadRequest
-	49, // 54: raftkv.api.v1.Backup.Restore:input_type -> raftkv.api.v1.BackupRestoreRequest
-	6,  // 55: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
-	8,  // 56: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
-	10, // 57: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
-	12, // 58: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
-	17, // 59: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
-	19, // 60: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
-	23, // 61: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
-	32, // 62: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
-	28, // 63: raftkv.api.v1.Admin.MemberAdd:output_type -> raftkv.api.v1.MemberChangeResponse
-	28, // 64: raftkv.api.v1.Admin.MemberRemove:output_type -> raftkv.api.v1.MemberChangeResponse
-	28, // 65: raftkv.api.v1.Admin.MemberPromote:output_type -> raftkv.api.v1.MemberChangeResponse
-	28, // 66: raftkv.api.v1.Admin.MemberDemote:output_type -> raftkv.api.v1.MemberChangeResponse
-	30, // 67: raftkv.api.v1.Admin.LeaderTransfer:output_type -> raftkv.api.v1.LeaderTransferResponse
-	34, // 68: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
-	36, // 69: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
-	40, // 70: raftkv.api.v1.Backup.Create:output_type -> raftkv.api.v1.BackupCreateResponse
-	42, // 71: raftkv.api.v1.Backup.List:output_type -> raftkv.api.v1.BackupListResponse
-	37, // 72: raftkv.api.v1.Backup.Verify:output_type -> raftkv.api.v1.BackupInfo
-	45, // 73: raftkv.api.v1.Backup.Delete:output_type -> raftkv.api.v1.BackupDeleteResponse
-	47, // 74: raftkv.api.v1.Backup.Download:output_type -> raftkv.api.v1.BackupChunk
-	50, // 75: raftkv.api.v1.Backup.Restore:output_type -> raftkv.api.v1.BackupRestoreResponse
-	55, // [55:76] is the sub-list for method output_type
-	34, // [34:55] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	4,  // 10: raftkv.api.v1.ExportResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	3,  // 11: raftkv.api.v1.ExportResponse.kvs:type_name -> raftkv.api.v1.KeyValue
+	1,  // 12: raftkv.api.v1.Compare.result:type_name -> raftkv.api.v1.Compare.Result
+	2,  // 13: raftkv.api.v1.Compare.target:type_name -> raftkv.api.v1.Compare.Target
+	11, // 14: raftkv.api.v1.RequestOp.request_range:type_name -> raftkv.api.v1.RangeRequest
+	7,  // 15: raftkv.api.v1.RequestOp.request_put:type_name -> raftkv.api.v1.PutRequest
+	9,  // 16: raftkv.api.v1.RequestOp.request_delete:type_name -> raftkv.api.v1.DeleteRequest
+	12, // 17: raftkv.api.v1.ResponseOp.response_range:type_name -> raftkv.api.v1.RangeResponse
+	8,  // 18: raftkv.api.v1.ResponseOp.response_put:type_name -> raftkv.api.v1.PutResponse
+	10, // 19: raftkv.api.v1.ResponseOp.response_delete:type_name -> raftkv.api.v1.DeleteResponse
+	15, // 20: raftkv.api.v1.TxnRequest.compare:type_name -> raftkv.api.v1.Compare
+	16, // 21: raftkv.api.v1.TxnRequest.success:type_name -> raftkv.api.v1.RequestOp
+	16, // 22: raftkv.api.v1.TxnRequest.failure:type_name -> raftkv.api.v1.RequestOp
+	4,  // 23: raftkv.api.v1.TxnResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	17, // 24: raftkv.api.v1.TxnResponse.responses:type_name -> raftkv.api.v1.ResponseOp
+	22, // 25: raftkv.api.v1.StatusResponse.cache:type_name -> raftkv.api.v1.CacheTierStats
+	4,  // 26: raftkv.api.v1.MemberListResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	24, // 27: raftkv.api.v1.MemberListResponse.members:type_name -> raftkv.api.v1.Member
+	4,  // 28: raftkv.api.v1.MemberChangeResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	4,  // 29: raftkv.api.v1.LeaderTransferResponse.header:type_name -> raftkv.api.v1.ResponseHeader
+	41, // 30: raftkv.api.v1.BackupCreateResponse.progress:type_name -> raftkv.api.v1.BackupProgress
+	39, // 31: raftkv.api.v1.BackupCreateResponse.done:type_name -> raftkv.api.v1.BackupInfo
+	39, // 32: raftkv.api.v1.BackupListResponse.backups:type_name -> raftkv.api.v1.BackupInfo
+	39, // 33: raftkv.api.v1.BackupChunk.info:type_name -> raftkv.api.v1.BackupInfo
+	50, // 34: raftkv.api.v1.BackupRestoreRequest.options:type_name -> raftkv.api.v1.BackupRestoreOptions
+	39, // 35: raftkv.api.v1.BackupRestoreResponse.backup:type_name -> raftkv.api.v1.BackupInfo
+	5,  // 36: raftkv.api.v1.KV.Get:input_type -> raftkv.api.v1.GetRequest
+	7,  // 37: raftkv.api.v1.KV.Put:input_type -> raftkv.api.v1.PutRequest
+	9,  // 38: raftkv.api.v1.KV.Delete:input_type -> raftkv.api.v1.DeleteRequest
+	11, // 39: raftkv.api.v1.KV.Range:input_type -> raftkv.api.v1.RangeRequest
+	18, // 40: raftkv.api.v1.KV.Txn:input_type -> raftkv.api.v1.TxnRequest
+	13, // 41: raftkv.api.v1.KV.Export:input_type -> raftkv.api.v1.ExportRequest
+	20, // 42: raftkv.api.v1.Admin.Status:input_type -> raftkv.api.v1.StatusRequest
+	23, // 43: raftkv.api.v1.Admin.MemberList:input_type -> raftkv.api.v1.MemberListRequest
+	33, // 44: raftkv.api.v1.Admin.StateHash:input_type -> raftkv.api.v1.StateHashRequest
+	26, // 45: raftkv.api.v1.Admin.MemberAdd:input_type -> raftkv.api.v1.MemberAddRequest
+	27, // 46: raftkv.api.v1.Admin.MemberRemove:input_type -> raftkv.api.v1.MemberRemoveRequest
+	28, // 47: raftkv.api.v1.Admin.MemberPromote:input_type -> raftkv.api.v1.MemberPromoteRequest
+	29, // 48: raftkv.api.v1.Admin.MemberDemote:input_type -> raftkv.api.v1.MemberDemoteRequest
+	31, // 49: raftkv.api.v1.Admin.LeaderTransfer:input_type -> raftkv.api.v1.LeaderTransferRequest
+	35, // 50: raftkv.api.v1.Internal.ReadIndex:input_type -> raftkv.api.v1.ReadIndexRequest
+	37, // 51: raftkv.api.v1.Internal.RegisterMember:input_type -> raftkv.api.v1.RegisterMemberRequest
+	40, // 52: raftkv.api.v1.Backup.Create:input_type -> raftkv.api.v1.BackupCreateRequest
+	43, // 53: raftkv.api.v1.Backup.List:input_type -> raftkv.api.v1.BackupListRequest
+	45, // 54: raftkv.api.v1.Backup.Verify:input_type -> raftkv.api.v1.BackupVerifyRequest
+	46, // 55: raftkv.api.v1.Backup.Delete:input_type -> raftkv.api.v1.BackupDeleteRequest
+	48, // 56: raftkv.api.v1.Backup.Download:input_type -> raftkv.api.v1.BackupDownloadRequest
+	51, // 57: raftkv.api.v1.Backup.Restore:input_type -> raftkv.api.v1.BackupRestoreRequest
+	6,  // 58: raftkv.api.v1.KV.Get:output_type -> raftkv.api.v1.GetResponse
+	8,  // 59: raftkv.api.v1.KV.Put:output_type -> raftkv.api.v1.PutResponse
+	10, // 60: raftkv.api.v1.KV.Delete:output_type -> raftkv.api.v1.DeleteResponse
+	12, // 61: raftkv.api.v1.KV.Range:output_type -> raftkv.api.v1.RangeResponse
+	19, // 62: raftkv.api.v1.KV.Txn:output_type -> raftkv.api.v1.TxnResponse
+	14, // 63: raftkv.api.v1.KV.Export:output_type -> raftkv.api.v1.ExportResponse
+	21, // 64: raftkv.api.v1.Admin.Status:output_type -> raftkv.api.v1.StatusResponse
+	25, // 65: raftkv.api.v1.Admin.MemberList:output_type -> raftkv.api.v1.MemberListResponse
+	34, // 66: raftkv.api.v1.Admin.StateHash:output_type -> raftkv.api.v1.StateHashResponse
+	30, // 67: raftkv.api.v1.Admin.MemberAdd:output_type -> raftkv.api.v1.MemberChangeResponse
+	30, // 68: raftkv.api.v1.Admin.MemberRemove:output_type -> raftkv.api.v1.MemberChangeResponse
+	30, // 69: raftkv.api.v1.Admin.MemberPromote:output_type -> raftkv.api.v1.MemberChangeResponse
+	30, // 70: raftkv.api.v1.Admin.MemberDemote:output_type -> raftkv.api.v1.MemberChangeResponse
+	32, // 71: raftkv.api.v1.Admin.LeaderTransfer:output_type -> raftkv.api.v1.LeaderTransferResponse
+	36, // 72: raftkv.api.v1.Internal.ReadIndex:output_type -> raftkv.api.v1.ReadIndexResponse
+	38, // 73: raftkv.api.v1.Internal.RegisterMember:output_type -> raftkv.api.v1.RegisterMemberResponse
+	42, // 74: raftkv.api.v1.Backup.Create:output_type -> raftkv.api.v1.BackupCreateResponse
+	44, // 75: raftkv.api.v1.Backup.List:output_type -> raftkv.api.v1.BackupListResponse
+	39, // 76: raftkv.api.v1.Backup.Verify:output_type -> raftkv.api.v1.BackupInfo
+	47, // 77: raftkv.api.v1.Backup.Delete:output_type -> raftkv.api.v1.BackupDeleteResponse
+	49, // 78: raftkv.api.v1.Backup.Download:output_type -> raftkv.api.v1.BackupChunk
+	52, // 79: raftkv.api.v1.Backup.Restore:output_type -> raftkv.api.v1.BackupRestoreResponse
+	58, // [58:80] is the sub-list for method output_type
+	36, // [36:58] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_api_kvpb_kv_proto_init() }
@@ -4108,29 +4292,29 @@ func file_api_kvpb_kv_proto_init() {
 	if File_api_kvpb_kv_proto != nil {
 		return
 	}
-	file_api_kvpb_kv_proto_msgTypes[10].OneofWrappers = []any{
+	file_api_kvpb_kv_proto_msgTypes[12].OneofWrappers = []any{
 		(*Compare_Value)(nil),
 		(*Compare_Version)(nil),
 		(*Compare_CreateRevision)(nil),
 		(*Compare_ModRevision)(nil),
 		(*Compare_Exists)(nil),
 	}
-	file_api_kvpb_kv_proto_msgTypes[11].OneofWrappers = []any{
+	file_api_kvpb_kv_proto_msgTypes[13].OneofWrappers = []any{
 		(*RequestOp_RequestRange)(nil),
 		(*RequestOp_RequestPut)(nil),
 		(*RequestOp_RequestDelete)(nil),
 	}
-	file_api_kvpb_kv_proto_msgTypes[12].OneofWrappers = []any{
+	file_api_kvpb_kv_proto_msgTypes[14].OneofWrappers = []any{
 		(*ResponseOp_ResponseRange)(nil),
 		(*ResponseOp_ResponsePut)(nil),
 		(*ResponseOp_ResponseDelete)(nil),
 	}
-	file_api_kvpb_kv_proto_msgTypes[37].OneofWrappers = []any{
+	file_api_kvpb_kv_proto_msgTypes[39].OneofWrappers = []any{
 		(*BackupCreateResponse_Progress)(nil),
 		(*BackupCreateResponse_Chunk)(nil),
 		(*BackupCreateResponse_Done)(nil),
 	}
-	file_api_kvpb_kv_proto_msgTypes[46].OneofWrappers = []any{
+	file_api_kvpb_kv_proto_msgTypes[48].OneofWrappers = []any{
 		(*BackupRestoreRequest_Options)(nil),
 		(*BackupRestoreRequest_Chunk)(nil),
 	}
@@ -4140,7 +4324,7 @@ func file_api_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_kvpb_kv_proto_rawDesc), len(file_api_kvpb_kv_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

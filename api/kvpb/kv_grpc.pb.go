@@ -30,6 +30,7 @@ const (
 	KV_Delete_FullMethodName = "/raftkv.api.v1.KV/Delete"
 	KV_Range_FullMethodName  = "/raftkv.api.v1.KV/Range"
 	KV_Txn_FullMethodName    = "/raftkv.api.v1.KV/Txn"
+	KV_Export_FullMethodName = "/raftkv.api.v1.KV/Export"
 )
 
 // KVClient is the client API for KV service.
@@ -44,6 +45,12 @@ type KVClient interface {
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
 	Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error)
 	Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error)
+	// Export streams every key of a range as of one point in time: after a
+	// linearizable read barrier, the answering node opens one store read
+	// transaction and sends the range from it in pages. The first message's
+	// header.revision is the applied index of that cut; every key-value sent
+	// is the state at exactly that index. See docs/migrate.md.
+	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error)
 }
 
 type kVClient struct {
@@ -104,6 +111,25 @@ func (c *kVClient) Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOpt
 	return out, nil
 }
 
+func (c *kVClient) Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Export_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportRequest, ExportResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_ExportClient = grpc.ServerStreamingClient[ExportResponse]
+
 // KVServer is the server API for KV service.
 // All implementations must embed UnimplementedKVServer
 // for forward compatibility.
@@ -116,6 +142,12 @@ type KVServer interface {
 	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
 	Range(context.Context, *RangeRequest) (*RangeResponse, error)
 	Txn(context.Context, *TxnRequest) (*TxnResponse, error)
+	// Export streams every key of a range as of one point in time: after a
+	// linearizable read barrier, the answering node opens one store read
+	// transaction and sends the range from it in pages. The first message's
+	// header.revision is the applied index of that cut; every key-value sent
+	// is the state at exactly that index. See docs/migrate.md.
+	Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error
 	mustEmbedUnimplementedKVServer()
 }
 
@@ -140,6 +172,9 @@ func (UnimplementedKVServer) Range(context.Context, *RangeRequest) (*RangeRespon
 }
 func (UnimplementedKVServer) Txn(context.Context, *TxnRequest) (*TxnResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Txn not implemented")
+}
+func (UnimplementedKVServer) Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error {
+	return status.Error(codes.Unimplemented, "method Export not implemented")
 }
 func (UnimplementedKVServer) mustEmbedUnimplementedKVServer() {}
 func (UnimplementedKVServer) testEmbeddedByValue()            {}
@@ -252,6 +287,17 @@ func _KV_Txn_Handler(srv interface{}, ctx context.Context, dec func(interface{})
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_Export_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KVServer).Export(m, &grpc.GenericServerStream[ExportRequest, ExportResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_ExportServer = grpc.ServerStreamingServer[ExportResponse]
+
 // KV_ServiceDesc is the grpc.ServiceDesc for KV service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -280,7 +326,13 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KV_Txn_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Export",
+			Handler:       _KV_Export_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "api/kvpb/kv.proto",
 }
 

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCommands drives every command end to end against an in-process gRPC
@@ -191,6 +193,38 @@ func TestCommands(t *testing.T) {
 					t.Errorf("member list -o json = %+v, want n1 leader and n2 not", got)
 				}
 			}},
+		{name: "put with ttl", args: []string{"--endpoints", ep, "put", "--ttl", "1h", "ttlkey", "v"},
+			wantStdout: []string{"OK (revision"}},
+		{name: "get shows the remaining ttl", args: []string{"--endpoints", ep, "get", "ttlkey"},
+			wantStdout: []string{"TTL", "ttlkey"},
+			check: func(t *testing.T, out string) {
+				if !strings.Contains(out, "1h0m0s") && !strings.Contains(out, "59m59.") {
+					t.Errorf("stdout = %q, want a remaining TTL of about 1h", out)
+				}
+			}},
+		{name: "get json shows expire_at", args: []string{"--endpoints", ep, "-o", "json", "get", "ttlkey"},
+			check: func(t *testing.T, out string) {
+				var got struct {
+					Kv struct {
+						ExpireAtUnixMs string  `json:"expire_at_unix_ms"`
+						ExpireAt       *string `json:"expire_at"`
+					} `json:"kv"`
+				}
+				mustJSON(t, out, &got)
+				ms, err := strconv.ParseInt(got.Kv.ExpireAtUnixMs, 10, 64)
+				if err != nil || got.Kv.ExpireAt == nil {
+					t.Fatalf("get -o json = %+v, want expire_at_unix_ms and expire_at", got)
+				}
+				at, err := time.Parse(time.RFC3339Nano, *got.Kv.ExpireAt)
+				if err != nil || at.UnixMilli() != ms || time.Until(at) < 59*time.Minute {
+					t.Errorf("expire_at %q (%v), expire_at_unix_ms %d: want the same time, about 1h ahead", *got.Kv.ExpireAt, err, ms)
+				}
+			}},
+		{name: "put without ttl clears it", args: []string{"--endpoints", ep, "-o", "json", "put", "ttlkey", "v2"}},
+		{name: "get json after clearing", args: []string{"--endpoints", ep, "-o", "json", "get", "ttlkey"},
+			wantStdout: []string{`"expire_at": null`}},
+		{name: "negative ttl", args: []string{"--endpoints", ep, "put", "--ttl", "-1s", "k", "v"},
+			wantCode: exitUsage, wantStderr: "--ttl"},
 		{name: "unreachable cluster", args: []string{"--endpoints", dead, "--timeout", "200ms", "get", "foo"},
 			wantCode: exitError, wantStderr: "deadline exceeded"},
 	}

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
+	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -25,7 +28,22 @@ func (p *jsonPrinter) message(m proto.Message) error {
 	if err != nil {
 		return fmt.Errorf("encode %T as json: %w", m, err)
 	}
-	return p.write(b)
+	return p.write(addExpireAt(b))
+}
+
+var expireAtField = regexp.MustCompile(`"expire_at_unix_ms":\s*"(-?\d+)"`)
+
+// addExpireAt follows every key-value's expire_at_unix_ms with expire_at:
+// the same time in RFC 3339 (UTC), or null for a key without expiry.
+func addExpireAt(b []byte) []byte {
+	return expireAtField.ReplaceAllFunc(b, func(m []byte) []byte {
+		m = bytes.Clone(m) // m aliases b: appending to it would overwrite b
+		ms, err := strconv.ParseInt(string(expireAtField.FindSubmatch(m)[1]), 10, 64)
+		if err != nil || ms == 0 {
+			return append(m, `,"expire_at":null`...)
+		}
+		return fmt.Appendf(m, `,"expire_at":%q`, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
+	})
 }
 
 func (p *jsonPrinter) write(b []byte) error {

@@ -39,10 +39,10 @@ crash or kill, the same command continues where it stopped and writes nothing
 twice. --verify compares both sides afterwards (key counts, a SHA-256 of the
 sorted pairs, the first differences); --dry-run --verify only compares.
 
-A raftkv source is read in pages, each a linearizable read of its own: keys
-written while the copy runs are listed, keys deleted meanwhile cannot be seen
-(docs/migrate.md). raftkv and SQL tables have no TTLs: a Redis or dump record
-with one fails unless --ttl drop or --ttl skip says what to do.
+A raftkv source is read as one point-in-time cut (KV.Export; a resumed copy
+reads one cut per run), with expiries (docs/migrate.md). raftkv, Redis and
+dump files keep TTLs; SQL tables have none: a record with one fails there
+unless --ttl drop or --ttl skip says what to do.
 
 On a terminal a progress bar shows keys, bytes, keys/s and ETA on stderr.
 The command runs until done; --timeout sets a deadline for the whole run,
@@ -110,7 +110,7 @@ func newMigrateCommand(e *env, name string) *migrateCommand {
 	c.fs.BoolVar(&c.dryRun, "dry-run", false, "read and check everything, write nothing (with --verify: only compare)")
 	c.fs.BoolVar(&c.overwrite, "overwrite", false, "replace keys that exist in the target (the default); for a file target: replace the file")
 	c.fs.BoolVar(&c.skipExisting, "skip-existing", false, "leave keys that exist in the target alone and count them as skipped")
-	c.fs.StringVar(&c.ttl, "ttl", "keep", "records with a TTL when the target has none (raftkv, SQL): `POLICY` keep (they fail), drop (copy them without) or skip")
+	c.fs.StringVar(&c.ttl, "ttl", "keep", "records with a TTL when the target has none (SQL tables): `POLICY` keep (they fail), drop (copy them without) or skip")
 	c.fs.StringVar(&c.resume, "resume", "", "checkpoint `FILE`: save progress there, and continue from it if it exists")
 	c.fs.BoolVar(&c.verify, "verify", false, "afterwards, compare source and target (counts, SHA-256 of the sorted pairs, first differences)")
 	c.fs.StringVar(&c.report, "report", "", "write every skipped and failed key to `FILE` (JSON lines)")

@@ -54,6 +54,8 @@ func (c *scanCommand) run(ctx context.Context, args []string) error {
 		KeysOnly:    c.keysOnly,
 		CountOnly:   c.countOnly,
 		Consistency: c.consistency.c,
+		// The note under a cut-short table says how many keys there are.
+		CountTotal: c.limit > 0,
 	}
 	if len(args) == 1 {
 		req.Key = []byte(args[0])

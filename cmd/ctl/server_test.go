@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -66,6 +67,9 @@ func (s *memServer) Put(_ context.Context, r *kvpb.PutRequest) (*kvpb.PutRespons
 func (s *memServer) put(r *kvpb.PutRequest) *kvpb.KeyValue {
 	prev := s.kvs[string(r.GetKey())]
 	kv := &kvpb.KeyValue{Key: r.GetKey(), Value: r.GetValue(), CreateRevision: s.rev, ModRevision: s.rev, Version: 1}
+	if r.GetTtlMs() > 0 {
+		kv.ExpireAtUnixMs = time.Now().UnixMilli() + r.GetTtlMs()
+	}
 	if prev != nil {
 		kv.CreateRevision, kv.Version = prev.GetCreateRevision(), prev.GetVersion()+1
 	}

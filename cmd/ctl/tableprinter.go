@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"google.golang.org/grpc/status"
 
@@ -22,20 +24,47 @@ func (p *tablePrinter) table() *tabwriter.Writer {
 
 func (p *tablePrinter) kvs(kvs []*kvpb.KeyValue, keysOnly bool) error {
 	tw := p.table()
-	if keysOnly {
+	// The TTL column appears only when some key has an expiry.
+	ttl := slices.ContainsFunc(kvs, func(kv *kvpb.KeyValue) bool { return kv.GetExpireAtUnixMs() != 0 })
+	switch {
+	case keysOnly:
 		fmt.Fprintln(tw, "KEY")
-	} else {
+	case ttl:
+		fmt.Fprintln(tw, "KEY\tVALUE\tVERSION\tCREATE_REV\tMOD_REV\tTTL")
+	default:
 		fmt.Fprintln(tw, "KEY\tVALUE\tVERSION\tCREATE_REV\tMOD_REV")
 	}
+	now := time.Now()
 	for _, kv := range kvs {
 		if keysOnly {
 			fmt.Fprintln(tw, printable(kv.GetKey()))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", printable(kv.GetKey()), printable(kv.GetValue()),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d", printable(kv.GetKey()), printable(kv.GetValue()),
 			kv.GetVersion(), kv.GetCreateRevision(), kv.GetModRevision())
+		if ttl {
+			fmt.Fprintf(tw, "\t%s", remainingTTL(kv.GetExpireAtUnixMs(), now))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// remainingTTL renders the time left before an expiry: "-" for none,
+// "expired" once it passed (the key is visible until the leader's expiry
+// delete commits, usually within a second).
+func remainingTTL(expireAtMs int64, now time.Time) string {
+	if expireAtMs == 0 {
+		return "-"
+	}
+	left := time.UnixMilli(expireAtMs).Sub(now)
+	if left <= 0 {
+		return "expired"
+	}
+	if left >= time.Second {
+		left = left.Round(100 * time.Millisecond)
+	}
+	return left.String()
 }
 
 func (p *tablePrinter) put(r *kvpb.PutResponse) error {

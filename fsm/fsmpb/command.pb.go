@@ -80,7 +80,7 @@ func (x Compare_Result) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compare_Result.Descriptor instead.
 func (Compare_Result) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4, 0}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5, 0}
 }
 
 type Compare_Target int32
@@ -138,7 +138,7 @@ func (x Compare_Target) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compare_Target.Descriptor instead.
 func (Compare_Target) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4, 1}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5, 1}
 }
 
 // Command is one raft log entry's payload, after the one-byte envelope version.
@@ -153,6 +153,7 @@ type Command struct {
 	//	*Command_Txn
 	//	*Command_SetMember
 	//	*Command_SetClusterId
+	//	*Command_DeleteExpired
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -247,6 +248,15 @@ func (x *Command) GetSetClusterId() *SetClusterID {
 	return nil
 }
 
+func (x *Command) GetDeleteExpired() *DeleteExpired {
+	if x != nil {
+		if x, ok := x.Op.(*Command_DeleteExpired); ok {
+			return x.DeleteExpired
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -271,6 +281,10 @@ type Command_SetClusterId struct {
 	SetClusterId *SetClusterID `protobuf:"bytes,6,opt,name=set_cluster_id,json=setClusterId,proto3,oneof"` // since v0.2.0
 }
 
+type Command_DeleteExpired struct {
+	DeleteExpired *DeleteExpired `protobuf:"bytes,7,opt,name=delete_expired,json=deleteExpired,proto3,oneof"` // since v0.3.0
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_DeleteRange) isCommand_Op() {}
@@ -281,14 +295,20 @@ func (*Command_SetMember) isCommand_Op() {}
 
 func (*Command_SetClusterId) isCommand_Op() {}
 
+func (*Command_DeleteExpired) isCommand_Op() {}
+
 // Put writes one key.
 type Put struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	PrevKv        bool                   `protobuf:"varint,3,opt,name=prev_kv,json=prevKv,proto3" json:"prev_kv,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Key    []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value  []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	PrevKv bool                   `protobuf:"varint,3,opt,name=prev_kv,json=prevKv,proto3" json:"prev_kv,omitempty"`
+	// expire_at_unix_ms is the key's absolute expiry in milliseconds since
+	// the Unix epoch, chosen by the proposing node from its clock; 0 means
+	// the key never expires and clears any earlier expiry. Since v0.3.0.
+	ExpireAtUnixMs int64 `protobuf:"varint,4,opt,name=expire_at_unix_ms,json=expireAtUnixMs,proto3" json:"expire_at_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Put) Reset() {
@@ -342,6 +362,70 @@ func (x *Put) GetPrevKv() bool {
 	return false
 }
 
+func (x *Put) GetExpireAtUnixMs() int64 {
+	if x != nil {
+		return x.ExpireAtUnixMs
+	}
+	return 0
+}
+
+// DeleteExpired deletes each listed key whose recorded expiry is at or
+// before now_unix_ms. A key without an expiry, with a later one (re-put
+// with a new TTL after the leader chose it), or absent is left alone, so
+// the outcome depends only on the log, never on a clock. Proposed by the
+// leader's expiry loop. Since v0.3.0.
+type DeleteExpired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NowUnixMs     int64                  `protobuf:"varint,1,opt,name=now_unix_ms,json=nowUnixMs,proto3" json:"now_unix_ms,omitempty"`
+	Keys          [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteExpired) Reset() {
+	*x = DeleteExpired{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteExpired) ProtoMessage() {}
+
+func (x *DeleteExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteExpired.ProtoReflect.Descriptor instead.
+func (*DeleteExpired) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeleteExpired) GetNowUnixMs() int64 {
+	if x != nil {
+		return x.NowUnixMs
+	}
+	return 0
+}
+
+func (x *DeleteExpired) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 // DeleteRange deletes key alone (range_end empty), or [key, range_end).
 // A prefix delete is encoded with range_end = prefix end.
 type DeleteRange struct {
@@ -355,7 +439,7 @@ type DeleteRange struct {
 
 func (x *DeleteRange) Reset() {
 	*x = DeleteRange{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +451,7 @@ func (x *DeleteRange) String() string {
 func (*DeleteRange) ProtoMessage() {}
 
 func (x *DeleteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +464,7 @@ func (x *DeleteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRange.ProtoReflect.Descriptor instead.
 func (*DeleteRange) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DeleteRange) GetKey() []byte {
@@ -406,19 +490,22 @@ func (x *DeleteRange) GetPrevKv() bool {
 
 // Range is a read inside a Txn, evaluated at the Txn's log index.
 type Range struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	RangeEnd      []byte                 `protobuf:"bytes,2,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
-	Limit         int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
-	KeysOnly      bool                   `protobuf:"varint,4,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
-	CountOnly     bool                   `protobuf:"varint,5,opt,name=count_only,json=countOnly,proto3" json:"count_only,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	RangeEnd  []byte                 `protobuf:"bytes,2,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
+	Limit     int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	KeysOnly  bool                   `protobuf:"varint,4,opt,name=keys_only,json=keysOnly,proto3" json:"keys_only,omitempty"`
+	CountOnly bool                   `protobuf:"varint,5,opt,name=count_only,json=countOnly,proto3" json:"count_only,omitempty"`
+	// count_rest counts every key of the range even past limit. Since v0.3.0;
+	// without it count stops at the first key past limit.
+	CountRest     bool `protobuf:"varint,6,opt,name=count_rest,json=countRest,proto3" json:"count_rest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +517,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +530,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Range) GetKey() []byte {
@@ -481,6 +568,13 @@ func (x *Range) GetCountOnly() bool {
 	return false
 }
 
+func (x *Range) GetCountRest() bool {
+	if x != nil {
+		return x.CountRest
+	}
+	return false
+}
+
 // Compare is one Txn condition. Target and result values mirror the API but
 // are persisted here and must never be renumbered.
 type Compare struct {
@@ -497,7 +591,7 @@ type Compare struct {
 
 func (x *Compare) Reset() {
 	*x = Compare{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +603,7 @@ func (x *Compare) String() string {
 func (*Compare) ProtoMessage() {}
 
 func (x *Compare) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +616,7 @@ func (x *Compare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compare.ProtoReflect.Descriptor instead.
 func (*Compare) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Compare) GetResult() Compare_Result {
@@ -582,7 +676,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +688,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +701,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -678,7 +772,7 @@ type Txn struct {
 
 func (x *Txn) Reset() {
 	*x = Txn{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +784,7 @@ func (x *Txn) String() string {
 func (*Txn) ProtoMessage() {}
 
 func (x *Txn) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +797,7 @@ func (x *Txn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Txn.ProtoReflect.Descriptor instead.
 func (*Txn) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Txn) GetCompare() []*Compare {
@@ -739,7 +833,7 @@ type SetMember struct {
 
 func (x *SetMember) Reset() {
 	*x = SetMember{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +845,7 @@ func (x *SetMember) String() string {
 func (*SetMember) ProtoMessage() {}
 
 func (x *SetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +858,7 @@ func (x *SetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
 func (*SetMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetMember) GetId() string {
@@ -794,7 +888,7 @@ type SetClusterID struct {
 
 func (x *SetClusterID) Reset() {
 	*x = SetClusterID{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +900,7 @@ func (x *SetClusterID) String() string {
 func (*SetClusterID) ProtoMessage() {}
 
 func (x *SetClusterID) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +913,7 @@ func (x *SetClusterID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterID.ProtoReflect.Descriptor instead.
 func (*SetClusterID) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetClusterID) GetId() string {
@@ -833,7 +927,7 @@ var File_fsm_fsmpb_command_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\n" +
-	"\x17fsm/fsmpb/command.proto\x12\rraftkv.fsm.v1\"\xbf\x02\n" +
+	"\x17fsm/fsmpb/command.proto\x12\rraftkv.fsm.v1\"\x86\x03\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -842,23 +936,30 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x03txn\x18\x04 \x01(\v2\x12.raftkv.fsm.v1.TxnH\x00R\x03txn\x129\n" +
 	"\n" +
 	"set_member\x18\x05 \x01(\v2\x18.raftkv.fsm.v1.SetMemberH\x00R\tsetMember\x12C\n" +
-	"\x0eset_cluster_id\x18\x06 \x01(\v2\x1b.raftkv.fsm.v1.SetClusterIDH\x00R\fsetClusterIdB\x04\n" +
-	"\x02op\"F\n" +
+	"\x0eset_cluster_id\x18\x06 \x01(\v2\x1b.raftkv.fsm.v1.SetClusterIDH\x00R\fsetClusterId\x12E\n" +
+	"\x0edelete_expired\x18\a \x01(\v2\x1c.raftkv.fsm.v1.DeleteExpiredH\x00R\rdeleteExpiredB\x04\n" +
+	"\x02op\"q\n" +
 	"\x03Put\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x17\n" +
-	"\aprev_kv\x18\x03 \x01(\bR\x06prevKv\"U\n" +
+	"\aprev_kv\x18\x03 \x01(\bR\x06prevKv\x12)\n" +
+	"\x11expire_at_unix_ms\x18\x04 \x01(\x03R\x0eexpireAtUnixMs\"C\n" +
+	"\rDeleteExpired\x12\x1e\n" +
+	"\vnow_unix_ms\x18\x01 \x01(\x03R\tnowUnixMs\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\fR\x04keys\"U\n" +
 	"\vDeleteRange\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1b\n" +
 	"\trange_end\x18\x02 \x01(\fR\brangeEnd\x12\x17\n" +
-	"\aprev_kv\x18\x03 \x01(\bR\x06prevKv\"\x88\x01\n" +
+	"\aprev_kv\x18\x03 \x01(\bR\x06prevKv\"\xa7\x01\n" +
 	"\x05Range\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1b\n" +
 	"\trange_end\x18\x02 \x01(\fR\brangeEnd\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x03R\x05limit\x12\x1b\n" +
 	"\tkeys_only\x18\x04 \x01(\bR\bkeysOnly\x12\x1d\n" +
 	"\n" +
-	"count_only\x18\x05 \x01(\bR\tcountOnly\"\xf5\x02\n" +
+	"count_only\x18\x05 \x01(\bR\tcountOnly\x12\x1d\n" +
+	"\n" +
+	"count_rest\x18\x06 \x01(\bR\tcountRest\"\xf5\x02\n" +
 	"\aCompare\x125\n" +
 	"\x06result\x18\x01 \x01(\x0e2\x1d.raftkv.fsm.v1.Compare.ResultR\x06result\x125\n" +
 	"\x06target\x18\x02 \x01(\x0e2\x1d.raftkv.fsm.v1.Compare.TargetR\x06target\x12\x10\n" +
@@ -909,39 +1010,41 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
-	(Compare_Result)(0),  // 0: raftkv.fsm.v1.Compare.Result
-	(Compare_Target)(0),  // 1: raftkv.fsm.v1.Compare.Target
-	(*Command)(nil),      // 2: raftkv.fsm.v1.Command
-	(*Put)(nil),          // 3: raftkv.fsm.v1.Put
-	(*DeleteRange)(nil),  // 4: raftkv.fsm.v1.DeleteRange
-	(*Range)(nil),        // 5: raftkv.fsm.v1.Range
-	(*Compare)(nil),      // 6: raftkv.fsm.v1.Compare
-	(*Op)(nil),           // 7: raftkv.fsm.v1.Op
-	(*Txn)(nil),          // 8: raftkv.fsm.v1.Txn
-	(*SetMember)(nil),    // 9: raftkv.fsm.v1.SetMember
-	(*SetClusterID)(nil), // 10: raftkv.fsm.v1.SetClusterID
+	(Compare_Result)(0),   // 0: raftkv.fsm.v1.Compare.Result
+	(Compare_Target)(0),   // 1: raftkv.fsm.v1.Compare.Target
+	(*Command)(nil),       // 2: raftkv.fsm.v1.Command
+	(*Put)(nil),           // 3: raftkv.fsm.v1.Put
+	(*DeleteExpired)(nil), // 4: raftkv.fsm.v1.DeleteExpired
+	(*DeleteRange)(nil),   // 5: raftkv.fsm.v1.DeleteRange
+	(*Range)(nil),         // 6: raftkv.fsm.v1.Range
+	(*Compare)(nil),       // 7: raftkv.fsm.v1.Compare
+	(*Op)(nil),            // 8: raftkv.fsm.v1.Op
+	(*Txn)(nil),           // 9: raftkv.fsm.v1.Txn
+	(*SetMember)(nil),     // 10: raftkv.fsm.v1.SetMember
+	(*SetClusterID)(nil),  // 11: raftkv.fsm.v1.SetClusterID
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	3,  // 0: raftkv.fsm.v1.Command.put:type_name -> raftkv.fsm.v1.Put
-	4,  // 1: raftkv.fsm.v1.Command.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
-	8,  // 2: raftkv.fsm.v1.Command.txn:type_name -> raftkv.fsm.v1.Txn
-	9,  // 3: raftkv.fsm.v1.Command.set_member:type_name -> raftkv.fsm.v1.SetMember
-	10, // 4: raftkv.fsm.v1.Command.set_cluster_id:type_name -> raftkv.fsm.v1.SetClusterID
-	0,  // 5: raftkv.fsm.v1.Compare.result:type_name -> raftkv.fsm.v1.Compare.Result
-	1,  // 6: raftkv.fsm.v1.Compare.target:type_name -> raftkv.fsm.v1.Compare.Target
-	5,  // 7: raftkv.fsm.v1.Op.range:type_name -> raftkv.fsm.v1.Range
-	3,  // 8: raftkv.fsm.v1.Op.put:type_name -> raftkv.fsm.v1.Put
-	4,  // 9: raftkv.fsm.v1.Op.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
-	6,  // 10: raftkv.fsm.v1.Txn.compare:type_name -> raftkv.fsm.v1.Compare
-	7,  // 11: raftkv.fsm.v1.Txn.success:type_name -> raftkv.fsm.v1.Op
-	7,  // 12: raftkv.fsm.v1.Txn.failure:type_name -> raftkv.fsm.v1.Op
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	5,  // 1: raftkv.fsm.v1.Command.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
+	9,  // 2: raftkv.fsm.v1.Command.txn:type_name -> raftkv.fsm.v1.Txn
+	10, // 3: raftkv.fsm.v1.Command.set_member:type_name -> raftkv.fsm.v1.SetMember
+	11, // 4: raftkv.fsm.v1.Command.set_cluster_id:type_name -> raftkv.fsm.v1.SetClusterID
+	4,  // 5: raftkv.fsm.v1.Command.delete_expired:type_name -> raftkv.fsm.v1.DeleteExpired
+	0,  // 6: raftkv.fsm.v1.Compare.result:type_name -> raftkv.fsm.v1.Compare.Result
+	1,  // 7: raftkv.fsm.v1.Compare.target:type_name -> raftkv.fsm.v1.Compare.Target
+	6,  // 8: raftkv.fsm.v1.Op.range:type_name -> raftkv.fsm.v1.Range
+	3,  // 9: raftkv.fsm.v1.Op.put:type_name -> raftkv.fsm.v1.Put
+	5,  // 10: raftkv.fsm.v1.Op.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
+	7,  // 11: raftkv.fsm.v1.Txn.compare:type_name -> raftkv.fsm.v1.Compare
+	8,  // 12: raftkv.fsm.v1.Txn.success:type_name -> raftkv.fsm.v1.Op
+	8,  // 13: raftkv.fsm.v1.Txn.failure:type_name -> raftkv.fsm.v1.Op
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -955,8 +1058,9 @@ func file_fsm_fsmpb_command_proto_init() {
 		(*Command_Txn)(nil),
 		(*Command_SetMember)(nil),
 		(*Command_SetClusterId)(nil),
+		(*Command_DeleteExpired)(nil),
 	}
-	file_fsm_fsmpb_command_proto_msgTypes[5].OneofWrappers = []any{
+	file_fsm_fsmpb_command_proto_msgTypes[6].OneofWrappers = []any{
 		(*Op_Range)(nil),
 		(*Op_Put)(nil),
 		(*Op_DeleteRange)(nil),
@@ -967,7 +1071,7 @@ func file_fsm_fsmpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
