@@ -41,6 +41,12 @@ type systemRow struct {
 	P50Ms        float64 `json:"p50_ms_median"`
 	P99Ms        float64 `json:"p99_ms_median"`
 	Errors       int64   `json:"errors"`
+	// CPUPerOpUs is the runs' median server CPU time per operation in
+	// microseconds: the CPU the three node processes used over a run
+	// (warm-up included) divided by the operations of that run (warm-up
+	// included). CPUPerOp holds every run's value.
+	CPUPerOp   []float64 `json:"cpu_us_per_op_runs"`
+	CPUPerOpUs float64   `json:"cpu_us_per_op_median"`
 }
 
 // rowResult is one row of the table.
@@ -91,9 +97,17 @@ func runCompare(ctx context.Context, cfg *config, logger *slog.Logger, systems [
 				if err != nil {
 					return err
 				}
+				cpu0, err := serverCPU(s.Nodes())
+				if err != nil {
+					return err
+				}
 				out, err := loadgen.Run(ctx, cfg.options(r), s.Dialer([]string{leader}))
 				if err != nil {
 					return fmt.Errorf("%s, %s, run %d: %w", r.Name, s.Name(), run+1, err)
+				}
+				cpu1, err := serverCPU(s.Nodes())
+				if err != nil {
+					return err
 				}
 				logger.Info("run", "row", r.Name, "run", run+1, "system", s.Name(), "ops_per_sec", int(out.OpsPerSec),
 					"p50", out.Latency.P50, "p99", out.Latency.P99, "errors", out.Errors)
@@ -102,6 +116,9 @@ func runCompare(ctx context.Context, cfg *config, logger *slog.Logger, systems [
 					sr = &res.Etcd
 				}
 				sr.Runs = append(sr.Runs, out)
+				if n := out.Ops + out.Errors + out.WarmupOps; n > 0 {
+					sr.CPUPerOp = append(sr.CPUPerOp, float64((cpu1-cpu0).Microseconds())/float64(n))
+				}
 			}
 		}
 		res.Raftkv.summarize()
@@ -129,6 +146,9 @@ func (s *systemRow) summarize() {
 	}
 	s.OpsPerSec, s.P50Ms, s.P99Ms = median(ops), median(p50), median(p99)
 	s.OpsPerSecMin, s.OpsPerSecMax = slices.Min(ops), slices.Max(ops)
+	if len(s.CPUPerOp) > 0 {
+		s.CPUPerOpUs = median(s.CPUPerOp)
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

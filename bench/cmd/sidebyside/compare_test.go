@@ -33,18 +33,18 @@ func TestSummarizeAndTable(t *testing.T) {
 		run(1000, time.Millisecond, 5*time.Millisecond, 0),
 		run(1200, 2*time.Millisecond, 4*time.Millisecond, 1),
 		run(900, 3*time.Millisecond, 9*time.Millisecond, 0),
-	}}
+	}, CPUPerOp: []float64{120, 80, 100}}
 	rk.summarize()
-	if rk.OpsPerSec != 1000 || rk.OpsPerSecMin != 900 || rk.OpsPerSecMax != 1200 || rk.P50Ms != 2 || rk.P99Ms != 5 || rk.Errors != 1 {
-		t.Fatalf("summarize = %+v; want median 1000 [900-1200], p50 2 ms, p99 5 ms, 1 error", rk)
+	if rk.OpsPerSec != 1000 || rk.OpsPerSecMin != 900 || rk.OpsPerSecMax != 1200 || rk.P50Ms != 2 || rk.P99Ms != 5 || rk.Errors != 1 || rk.CPUPerOpUs != 100 {
+		t.Fatalf("summarize = %+v; want median 1000 [900-1200], p50 2 ms, p99 5 ms, 1 error, 100 us CPU per op", rk)
 	}
-	et := systemRow{Runs: []*loadgen.Result{run(2000, time.Millisecond, 2*time.Millisecond, 0)}}
+	et := systemRow{Runs: []*loadgen.Result{run(2000, time.Millisecond, 2*time.Millisecond, 0)}, CPUPerOp: []float64{250}}
 	et.summarize()
 	r := &report{Rows: []rowResult{{row: rows[1], Raftkv: rk, Etcd: et, Ratio: 0.5}}}
 	var b strings.Builder
 	r.compareMarkdown(&b)
 	for _, want := range []string{
-		"| put c=16 | 1,000 [900–1,200] | 2.00 ms | 5.00 ms | 2,000 | 1.00 ms | 2.00 ms | 0.50 |",
+		"| put c=16 | 1,000 [900–1,200] | 2.00 ms | 5.00 ms | 100 µs | 2,000 | 1.00 ms | 2.00 ms | 250 µs | 0.50 |",
 		"put c=16 raftkv: 1 errors",
 	} {
 		if !strings.Contains(b.String(), want) {

@@ -83,6 +83,48 @@ func (p *proc) stop(sig syscall.Signal, grace time.Duration) {
 	<-p.done
 }
 
+// cpuTime is the CPU time (user plus system) the process has used, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func (p *proc) cpuTime() (time.Duration, error) {
+	pid := p.pid()
+	if pid == 0 {
+		return 0, fmt.Errorf("%s is not running", p.name)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of %s: %w", p.name, err)
+	}
+	// The command name (field 2) may hold spaces; fields after it start
+	// after its closing parenthesis.
+	rest := string(b)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu time of %s: short /proc stat line", p.name)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("cpu time of %s: parse %q %q", p.name, f[11], f[12])
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// serverCPU sums the CPU time of procs.
+func serverCPU(procs []*proc) (time.Duration, error) {
+	var sum time.Duration
+	for _, p := range procs {
+		t, err := p.cpuTime()
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
+}
+
 // rssBytes reads VmRSS of the process from /proc/PID/status.
 func (p *proc) rssBytes() (int64, error) {
 	pid := p.pid()

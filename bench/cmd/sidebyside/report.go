@@ -114,13 +114,13 @@ func (r *report) compareMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "3 nodes each on 127.0.0.1, through the leader; %d-byte keys, %d-byte values, %d keys prefilled; "+
 		"%d run(s) of %gs after %gs warm-up per row and system; up to %d connections.\n\n",
 		s.KeySize, s.ValueSize, s.KeySpace, s.Runs, s.DurationSeconds, s.WarmupSeconds, s.Conns)
-	fmt.Fprintln(w, "| workload | raftkv ops/s [min–max] | p50 | p99 | etcd ops/s [min–max] | p50 | p99 | raftkv/etcd |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| workload | raftkv ops/s [min–max] | p50 | p99 | CPU/op | etcd ops/s [min–max] | p50 | p99 | CPU/op | raftkv/etcd |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var errs []string
 	for _, row := range r.Rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.2f |\n", row.Name,
-			opsText(row.Raftkv), msText(row.Raftkv.P50Ms), msText(row.Raftkv.P99Ms),
-			opsText(row.Etcd), msText(row.Etcd.P50Ms), msText(row.Etcd.P99Ms), row.Ratio)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f µs | %s | %s | %s | %.0f µs | %.2f |\n", row.Name,
+			opsText(row.Raftkv), msText(row.Raftkv.P50Ms), msText(row.Raftkv.P99Ms), row.Raftkv.CPUPerOpUs,
+			opsText(row.Etcd), msText(row.Etcd.P50Ms), msText(row.Etcd.P99Ms), row.Etcd.CPUPerOpUs, row.Ratio)
 		for _, sr := range []struct {
 			name string
 			n    int64
