@@ -33,6 +33,8 @@ func replaceFollower(s *scenarioRun, round int) {
 		newID = ids[1]
 	}
 
+	connsBefore := c.links[l][f].statsSnapshot().conns
+
 	// member remove. Three voters are the default minimum (--min-quorum),
 	// so the removal needs force, as an operator replacing a node would.
 	err := eventually(leaderTimeout, func() error {
@@ -99,6 +101,13 @@ func replaceFollower(s *scenarioRun, round int) {
 		s.t.Fatalf("F12: %s never became a caught-up voter: %v", newID, err)
 	}
 	s.log.Info("new node is a voter", "node", newID, "after", time.Since(joined).Round(time.Millisecond))
+	// The leader reached the new node through the proxy of its link, not
+	// directly: the overrides cover the new id.
+	if after := c.links[l][f].statsSnapshot().conns; after <= connsBefore {
+		if cur, err := c.leader(); err == nil && cur == l {
+			s.t.Errorf("F12: the leader's raft link to %s carried no new connection (%d before, %d after): the new id is not proxied", newID, connsBefore, after)
+		}
+	}
 
 	// leader transfer.
 	l = c.mustLeader()

@@ -288,15 +288,21 @@ func runScenario(t *testing.T, sc scenario, seed uint64) {
 	for _, p := range problems {
 		t.Errorf("node log: %s", p)
 	}
+	grpcConns, grpcChunks := 0, 0
 	for _, row := range append(c.links, c.glinks...) {
 		for _, l := range row {
 			if l != nil {
-				if st := l.statsSnapshot(); st.drops > 0 {
+				st := l.statsSnapshot()
+				if st.drops > 0 {
 					logger.Info("link stats", "link", l.name, "conns", st.conns, "chunks", st.chunks, "drops", st.drops, "resets", st.resets)
+				}
+				if strings.HasSuffix(l.name, " grpc") {
+					grpcConns, grpcChunks = grpcConns+st.conns, grpcChunks+st.chunks
 				}
 			}
 		}
 	}
+	logger.Info("proxied gRPC links (forwarding, ReadIndex)", "conns", grpcConns, "chunks", grpcChunks)
 }
 
 // probeWrite writes one key through any node until it is acknowledged.
