@@ -39,10 +39,21 @@ func backupRestore(s *scenarioRun, _ int) {
 	c := s.c
 	waitFor(3 * time.Second) // load before the backup
 	cur := s.epochs[len(s.epochs)-1]
-	l := c.mustLeader()
-	start := s.w.now()
-	file, info, err := createBackup(c, l)
-	end := s.w.now()
+	var (
+		file       []byte
+		info       *kvpb.BackupInfo
+		start, end int64
+	)
+	err := eventually(leaderTimeout, func() error {
+		l, err := c.leader()
+		if err != nil {
+			return err
+		}
+		start = s.w.now()
+		file, info, err = createBackup(c, l)
+		end = s.w.now()
+		return err
+	})
 	if err != nil {
 		s.t.Fatalf("F11: backup under load: %v", err)
 	}
@@ -59,7 +70,7 @@ func backupRestore(s *scenarioRun, _ int) {
 		if ok {
 			initial[key] = v
 		}
-		cur.extra = append(cur.extra, porcupine.Operation{ClientId: -2, Input: regInput{op: opGet, key: key},
+		cur.extra = append(cur.extra, porcupine.Operation{ClientId: backupClientID, Input: regInput{op: opGet, key: key},
 			Call: start, Output: regOutput{found: ok, value: v}, Return: end})
 	}
 	cur.restored = content
@@ -79,6 +90,14 @@ func backupRestore(s *scenarioRun, _ int) {
 	})
 	waitFor(5 * time.Second) // epoch 1
 }
+
+// backupClientID and initialClientID are the porcupine client ids of the
+// operations the checker adds to an epoch: the backup's reads, and the
+// writes of its initial values.
+const (
+	backupClientID  = 100
+	initialClientID = 101
+)
 
 // createBackup takes a backup on the leader and downloads it.
 func createBackup(c *cluster, leader int) ([]byte, *kvpb.BackupInfo, error) {

@@ -375,7 +375,7 @@ func (s *scenarioRun) check(artifacts string, violations, lost, phantoms *int) (
 			}
 		}
 		for k, v := range e.initial {
-			full = append(full, porcupine.Operation{ClientId: -1, Input: regInput{op: opPut, key: k, value: v}, Call: first - 3, Output: regOutput{}, Return: first - 2})
+			full = append(full, porcupine.Operation{ClientId: initialClientID, Input: regInput{op: opPut, key: k, value: v}, Call: first - 3, Output: regOutput{}, Return: first - 2})
 		}
 		for _, op := range e.carried {
 			op.Call = first - 1
