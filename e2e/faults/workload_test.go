@@ -181,8 +181,9 @@ type workloadClient struct {
 	seen map[string]string // last value this client saw per key ("" = missing)
 }
 
-func (wc *workloadClient) run(ctx context.Context) {
-	tick := time.NewTicker(time.Second * numClients / opsPerSecond)
+// every calls f every period until ctx is done.
+func every(ctx context.Context, period time.Duration, f func()) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
@@ -190,19 +191,28 @@ func (wc *workloadClient) run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		wc.seq++
-		key := fmt.Sprintf("w1/k%02d", wc.rng.IntN(numKeys))
-		value := fmt.Sprintf("e%d-c%d-%d", wc.w.epoch, wc.id, wc.seq)
-		switch r := wc.rng.Float64(); {
-		case r < 0.35:
-			wc.get(key)
-		case r < 0.55:
-			wc.put(key, value)
-		case r < 0.75:
-			wc.cas(key, value)
-		default:
-			wc.insert()
-		}
+		f()
+	}
+}
+
+func (wc *workloadClient) run(ctx context.Context) {
+	every(ctx, time.Second*numClients/opsPerSecond, wc.next)
+}
+
+// next runs one operation.
+func (wc *workloadClient) next() {
+	wc.seq++
+	key := fmt.Sprintf("w1/k%02d", wc.rng.IntN(numKeys))
+	value := fmt.Sprintf("e%d-c%d-%d", wc.w.epoch, wc.id, wc.seq)
+	switch r := wc.rng.Float64(); {
+	case r < 0.35:
+		wc.get(key)
+	case r < 0.55:
+		wc.put(key, value)
+	case r < 0.75:
+		wc.cas(key, value)
+	default:
+		wc.insert()
 	}
 }
 
@@ -319,32 +329,28 @@ type serialClient struct {
 }
 
 func (sc *serialClient) run(ctx context.Context) {
-	tick := time.NewTicker(serialInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		key := fmt.Sprintf("w1/k%02d", sc.rng.IntN(numKeys))
-		gen := sc.w.c.generation(sc.node)
-		rctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		call := sc.w.now()
-		resp, err := sc.cli.Get(rctx, &kvpb.GetRequest{Key: []byte(key), Consistency: kvpb.Consistency_CONSISTENCY_SERIALIZABLE})
-		ret := sc.w.now()
-		cancel()
-		// A read that spans a restart of its node belongs to no one
-		// generation of that node; it is left out.
-		if err != nil || sc.w.c.generation(sc.node) != gen {
-			sc.w.count(func(s *workloadStats) { s.serialSkipped++ })
-			continue
-		}
-		r := serialRead{client: sc.id, node: sc.node, gen: gen, key: key, call: call, ret: ret,
-			found: resp.GetFound(), value: string(resp.GetKv().GetValue()), modRev: resp.GetKv().GetModRevision()}
-		sc.w.mu.Lock()
-		sc.w.serial = append(sc.w.serial, r)
-		sc.w.stats.serialReads++
-		sc.w.mu.Unlock()
+	every(ctx, serialInterval, sc.read)
+}
+
+// read is one serializable get.
+func (sc *serialClient) read() {
+	key := fmt.Sprintf("w1/k%02d", sc.rng.IntN(numKeys))
+	gen := sc.w.c.generation(sc.node)
+	rctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	call := sc.w.now()
+	resp, err := sc.cli.Get(rctx, &kvpb.GetRequest{Key: []byte(key), Consistency: kvpb.Consistency_CONSISTENCY_SERIALIZABLE})
+	ret := sc.w.now()
+	cancel()
+	// A read that spans a restart of its node belongs to no one
+	// generation of that node; it is left out.
+	if err != nil || sc.w.c.generation(sc.node) != gen {
+		sc.w.count(func(s *workloadStats) { s.serialSkipped++ })
+		return
 	}
+	r := serialRead{client: sc.id, node: sc.node, gen: gen, key: key, call: call, ret: ret,
+		found: resp.GetFound(), value: string(resp.GetKv().GetValue()), modRev: resp.GetKv().GetModRevision()}
+	sc.w.mu.Lock()
+	sc.w.serial = append(sc.w.serial, r)
+	sc.w.stats.serialReads++
+	sc.w.mu.Unlock()
 }
