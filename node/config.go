@@ -195,22 +195,8 @@ func (c Config) Validate() error {
 		// The local cache's write index is what vets Redis entries.
 		errs = append(errs, errors.New("the redis cache tier needs the local cache (cache max bytes > 0)"))
 	}
-	for id, addr := range c.RaftPeerOverrides {
-		if id == "" || id == c.ID {
-			errs = append(errs, fmt.Errorf("raft peer override for %q: want the id of another server", id))
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			errs = append(errs, fmt.Errorf("raft peer override for %q: %w", id, err))
-		}
-	}
-	for id, addr := range c.GRPCPeerOverrides {
-		if id == "" || id == c.ID {
-			errs = append(errs, fmt.Errorf("grpc peer override for %q: want the id of another server", id))
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			errs = append(errs, fmt.Errorf("grpc peer override for %q: %w", id, err))
-		}
-	}
+	errs = append(errs, c.validateOverrides("raft", c.RaftPeerOverrides)...)
+	errs = append(errs, c.validateOverrides("grpc", c.GRPCPeerOverrides)...)
 	if err := c.validateMembership(); err != nil {
 		errs = append(errs, err)
 	}
@@ -249,6 +235,21 @@ func (c Config) grpcAdvertise() string {
 		return c.GRPCAdvertise
 	}
 	return c.GRPCAddr
+}
+
+// validateOverrides checks RaftPeerOverrides or GRPCPeerOverrides (kind
+// "raft" or "grpc"): each names another server and a host:port.
+func (c Config) validateOverrides(kind string, overrides map[string]string) []error {
+	var errs []error
+	for id, addr := range overrides {
+		if id == "" || id == c.ID {
+			errs = append(errs, fmt.Errorf("%s peer override for %q: want the id of another server", kind, id))
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s peer override for %q: %w", kind, id, err))
+		}
+	}
+	return errs
 }
 
 // ParseInitialCluster parses "id=host:port,id=host:port".
