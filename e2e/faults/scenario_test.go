@@ -100,7 +100,8 @@ func (s *scenarioRun) newEpoch(initial map[string]string, between func()) {
 	prev := s.epochs[len(s.epochs)-1]
 	prev.w.stop()
 	between()
-	var carried []porcupine.Operation
+	// Unknown writes of every earlier epoch stay possible.
+	carried := append([]porcupine.Operation(nil), prev.carried...)
 	h, _, _ := prev.w.results()
 	for _, op := range h {
 		if op.Output.(regOutput).unknown {
