@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,31 +137,19 @@ func TestMain(m *testing.M) {
 }
 
 // freeAddr returns a free 127.0.0.1 port for a node to listen on, never
-// one it returned before in this test process: the kernel may hand a port
-// that was just closed out again, and two nodes given the same address fail
-// the test (seen as a "duplicate endpoint" in TestCorruptRaftLog).
+// one handed out before in this test process (listenFresh): the kernel may
+// hand a port that was just closed out again, to the next freeAddr or to a
+// proxy's listener, and a node whose address is taken fails to start (seen
+// as a "duplicate endpoint" in TestCorruptRaftLog).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	usedAddrsMu.Lock()
-	defer usedAddrsMu.Unlock()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen: %v", err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if !usedAddrs[addr] {
-			usedAddrs[addr] = true
-			return addr
-		}
+	ln, err := listenFresh()
+	if err != nil {
+		t.Fatalf("listen: %v", err)
 	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
-
-var (
-	usedAddrsMu sync.Mutex
-	usedAddrs   = map[string]bool{}
-)
 
 // newCluster starts three nodes bootstrapped as one cluster, every raft link
 // proxied, and waits until they agree on a leader whose gRPC address every
