@@ -194,6 +194,18 @@ func newCluster(t *testing.T, seed uint64, logger *slog.Logger, args ...string) 
 	}
 	c.admin = admin
 	t.Cleanup(c.close)
+	// Every test on a cluster keeps its node logs when it fails, also one
+	// that failed before its own checks began (runScenario adds the
+	// linearizability visualization).
+	t.Cleanup(func() {
+		if t.Failed() {
+			if err := c.saveArtifacts(artifactDir(t)); err != nil {
+				t.Logf("save artifacts: %v", err)
+			} else {
+				t.Logf("node logs are in %s", artifactDir(t))
+			}
+		}
+	})
 	for i, p := range c.nodes {
 		p.args = append(c.nodeArgs(i), "--initial-cluster", strings.Join(initial, ","), "--bootstrap")
 	}
