@@ -90,7 +90,7 @@ test-faults: build
 # Every fuzz target for FUZZTIME each; plain test runs replay the committed
 # corpora under each package's testdata/fuzz/. Add new targets here.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := ./fsm:FuzzDecodeCommand ./transport:FuzzValidateRequest ./backup:FuzzReader
+FUZZ_TARGETS := ./fsm:FuzzDecodeCommand ./transport:FuzzValidateRequest ./backup:FuzzReader ./cluster:FuzzDecodeMeta
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -110,20 +111,35 @@ func (m Meta) Encode() ([]byte, error) {
 	return m.marshal()
 }
 
-// DecodeMeta parses metadata written by Encode.
+// DecodeMeta parses metadata written by Encode. It accepts only what
+// Encode could have written: at most MaxMetaSize bytes, the known format,
+// valid UTF-8 JSON, and fields within Validate's limits. Anything else is
+// an error, never a panic: the bytes come from any host that reaches the
+// gossip port (FuzzDecodeMeta).
 func DecodeMeta(b []byte) (Meta, error) {
 	var m Meta
 	if len(b) == 0 {
 		return m, errors.New("decode node metadata: empty (not a raftkv node?)")
 	}
+	if len(b) > MaxMetaSize {
+		return m, fmt.Errorf("decode node metadata: %w: %d bytes, at most %d", ErrMetaTooLarge, len(b), MaxMetaSize)
+	}
 	if b[0] != metaFormat {
 		return m, fmt.Errorf("decode node metadata: unknown format %d (newer raftkv?)", b[0])
+	}
+	if !utf8.Valid(b[1:]) {
+		// encoding/json would replace invalid bytes with U+FFFD and accept
+		// an id no node has.
+		return m, errors.New("decode node metadata: not valid UTF-8")
 	}
 	if err := json.Unmarshal(b[1:], &m); err != nil {
 		return m, fmt.Errorf("decode node metadata: %w", err)
 	}
 	if m.ID == "" || m.RaftAddr == "" {
 		return m, errors.New("decode node metadata: id or raft address missing")
+	}
+	if err := m.Validate(); err != nil {
+		return m, fmt.Errorf("decode node metadata: %w", err)
 	}
 	return m, nil
 }

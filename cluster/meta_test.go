@@ -87,3 +87,39 @@ func TestDecodeMetaRejects(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeMeta feeds DecodeMeta what any host reaching the gossip port
+// could send as a node's metadata. It must never panic; what it accepts
+// must be valid metadata that encodes back to the same Meta; and anything
+// that is not a JSON object of the known format must be refused. The seed
+// corpus is in testdata/fuzz/FuzzDecodeMeta; `go test` replays it.
+func FuzzDecodeMeta(f *testing.F) {
+	good := Meta{ID: "n1", GRPCAddr: "127.0.0.1:7001", RaftAddr: "127.0.0.1:7002", Version: "v1.2.3", Expect: 3, Boot: "0123456789abcdef"}
+	if b, err := good.Encode(); err == nil {
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+	}
+	f.Add([]byte{})
+	f.Add([]byte{metaFormat})
+	f.Add(append([]byte{metaFormat}, `{"id":"n1","r":"a:1","g":"b:2"}`...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeMeta(b)
+		if err != nil {
+			return
+		}
+		if len(b) == 0 || b[0] != metaFormat || len(b) > MaxMetaSize {
+			t.Fatalf("DecodeMeta accepted %q (format byte or size wrong)", b)
+		}
+		if verr := m.Validate(); verr != nil {
+			t.Fatalf("DecodeMeta accepted %q as %+v, which is invalid: %v", b, m, verr)
+		}
+		enc, err := m.Encode()
+		if err != nil {
+			t.Fatalf("Encode of decoded %+v: %v", m, err)
+		}
+		m2, err := DecodeMeta(enc)
+		if err != nil || m2 != m {
+			t.Fatalf("round trip of %+v: got %+v, %v", m, m2, err)
+		}
+	})
+}

@@ -50,6 +50,14 @@ type Config struct {
 	// put a fault-injecting proxy on each directed link (e2e/faults) and for
 	// NAT setups where a peer is reachable from here under another address.
 	RaftPeerOverrides map[string]string
+	// GRPCPeerOverrides maps a peer's server id to the gRPC address this
+	// node dials when it forwards a write or a ReadIndex call to that peer
+	// as leader, instead of the address the peer registered. Like
+	// RaftPeerOverrides it changes only where this node connects: the
+	// member registry, Status and the leader hints given to clients keep
+	// the registered address. It exists for e2e/faults, whose proxies cut
+	// forwarding along with raft traffic in a partition.
+	GRPCPeerOverrides map[string]string
 
 	// Bootstrap starts a new cluster from InitialCluster (or this node alone
 	// when InitialCluster is empty) if the data dir holds no raft state.
@@ -205,14 +213,8 @@ func (c Config) Validate() error {
 		// The local cache's write index is what vets Redis entries.
 		errs = append(errs, errors.New("the redis cache tier needs the local cache (cache max bytes > 0)"))
 	}
-	for id, addr := range c.RaftPeerOverrides {
-		if id == "" || id == c.ID {
-			errs = append(errs, fmt.Errorf("raft peer override for %q: want the id of another server", id))
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			errs = append(errs, fmt.Errorf("raft peer override for %q: %w", id, err))
-		}
-	}
+	errs = append(errs, c.validateOverrides("raft", c.RaftPeerOverrides)...)
+	errs = append(errs, c.validateOverrides("grpc", c.GRPCPeerOverrides)...)
 	if err := c.validateMembership(); err != nil {
 		errs = append(errs, err)
 	}
@@ -253,6 +255,21 @@ func (c Config) grpcAdvertise() string {
 	return c.GRPCAddr
 }
 
+// validateOverrides checks RaftPeerOverrides or GRPCPeerOverrides (kind
+// "raft" or "grpc"): each names another server and a host:port.
+func (c Config) validateOverrides(kind string, overrides map[string]string) []error {
+	var errs []error
+	for id, addr := range overrides {
+		if id == "" || id == c.ID {
+			errs = append(errs, fmt.Errorf("%s peer override for %q: want the id of another server", kind, id))
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s peer override for %q: %w", kind, id, err))
+		}
+	}
+	return errs
+}
+
 // ParseInitialCluster parses "id=host:port,id=host:port".
 func ParseInitialCluster(s string) ([]Peer, error) {
 	if strings.TrimSpace(s) == "" {
@@ -273,11 +290,11 @@ func ParseInitialCluster(s string) ([]Peer, error) {
 }
 
 // ParsePeerOverrides parses "id=host:port,id=host:port" into
-// Config.RaftPeerOverrides.
+// Config.RaftPeerOverrides or Config.GRPCPeerOverrides.
 func ParsePeerOverrides(s string) (map[string]string, error) {
 	peers, err := ParseInitialCluster(s)
 	if err != nil {
-		return nil, fmt.Errorf("raft peer override: %w", err)
+		return nil, fmt.Errorf("peer override: %w", err)
 	}
 	if len(peers) == 0 {
 		return nil, nil
@@ -285,7 +302,7 @@ func ParsePeerOverrides(s string) (map[string]string, error) {
 	m := make(map[string]string, len(peers))
 	for _, p := range peers {
 		if _, dup := m[p.ID]; dup {
-			return nil, fmt.Errorf("raft peer override lists %q twice", p.ID)
+			return nil, fmt.Errorf("peer override lists %q twice", p.ID)
 		}
 		m[p.ID] = p.RaftAddr
 	}

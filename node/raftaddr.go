@@ -37,3 +37,14 @@ func (p peerOverrides) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) 
 	}
 	return "", fmt.Errorf("no raft address override for %s", id)
 }
+
+// grpcPeerAddr returns the gRPC address to dial to reach server id, whose
+// registered address is registered: Config.GRPCPeerOverrides[id] when set,
+// else registered. Only dialing uses it; what a node reports (Status, leader
+// hints) stays the registered address.
+func (n *Node) grpcPeerAddr(id, registered string) string {
+	if addr, ok := n.cfg.GRPCPeerOverrides[id]; ok {
+		return addr
+	}
+	return registered
+}

@@ -60,3 +60,28 @@ func TestPipelineReplicationOff(t *testing.T) {
 		t.Fatalf("AppendEntriesPipeline = %v, want raft.ErrPipelineReplicationNotSupported", err)
 	}
 }
+
+func TestGRPCPeerAddr(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GRPCPeerOverrides = map[string]string{"b": "127.0.0.1:9102"}
+	n := &Node{cfg: cfg}
+	if got := n.grpcPeerAddr("b", "127.0.0.1:7001"); got != "127.0.0.1:9102" {
+		t.Fatalf("grpcPeerAddr(b) = %q, want the override 127.0.0.1:9102", got)
+	}
+	if got := n.grpcPeerAddr("c", "127.0.0.1:7003"); got != "127.0.0.1:7003" {
+		t.Fatalf("grpcPeerAddr(c) = %q, want the registered 127.0.0.1:7003 (no override)", got)
+	}
+	if got := (&Node{cfg: DefaultConfig()}).grpcPeerAddr("b", "127.0.0.1:7001"); got != "127.0.0.1:7001" {
+		t.Fatalf("grpcPeerAddr without overrides = %q, want the registered address", got)
+	}
+
+	bad := DefaultConfig()
+	bad.GRPCPeerOverrides = map[string]string{bad.ID: "127.0.0.1:1"}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "grpc peer override") {
+		t.Errorf("Validate with a gRPC override for this node = %v, want a grpc peer override error", err)
+	}
+	bad.GRPCPeerOverrides = map[string]string{"b": "nohostport"}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "grpc peer override") {
+		t.Errorf("Validate with a gRPC override without a port = %v, want a grpc peer override error", err)
+	}
+}

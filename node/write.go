@@ -141,7 +141,7 @@ func (n *Node) leaderForward(ctx context.Context) (string, error) {
 	if id == n.cfg.ID {
 		return "", fmt.Errorf("%w: leadership is changing", transport.ErrNoLeader)
 	}
-	return addr, nil
+	return n.grpcPeerAddr(id, addr), nil
 }
 
 // leaderGRPC returns the current leader's id and gRPC address, either empty

@@ -92,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 		fmt.Fprintf(stderr, "Usage: raftkvd [flags]\n       raftkvd healthcheck [--http-addr ADDR] [--path /readyz]\n\nRuns one raftkv node. Every flag may also be set as RAFTKV_<FLAG> (e.g. RAFTKV_DATA_DIR).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	var initial, peerOverrides, logLevel, logFormat string
+	var initial, peerOverrides, grpcOverrides, logLevel, logFormat string
 	fs.StringVar(&cfg.ID, "id", cfg.ID, "unique, stable id of this node in the raft configuration")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the raft log, snapshots and the local store")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "listen address of the client and admin gRPC API")
@@ -104,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap a new cluster from --initial-cluster if the data dir has no raft state (implied when none of --initial-cluster, --join, --gossip-addr and --bootstrap-expect is given)")
 	fs.StringVar(&initial, "initial-cluster", "", "servers of a new cluster: id=raft-host:port,... (this node included)")
 	fs.StringVar(&peerOverrides, "raft-peer-override", "", "dial these raft peers at another address than the raft configuration holds: id=host:port,... (a testing and NAT aid; the fault-injection suite puts a proxy on every link this way)")
+	fs.StringVar(&grpcOverrides, "grpc-peer-override", "", "forward writes and ReadIndex calls to these peers, as leader, at another gRPC address than they registered: id=host:port,... (a testing and NAT aid, like --raft-peer-override)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout")
 	fs.DurationVar(&cfg.ElectionTimeout, "election-timeout", cfg.ElectionTimeout, "raft election timeout")
 	fs.DurationVar(&cfg.LeaderLeaseTimeout, "leader-lease-timeout", cfg.LeaderLeaseTimeout, "raft leader lease timeout")
@@ -142,7 +143,10 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	}
 	cfg.InitialCluster = peers
 	if cfg.RaftPeerOverrides, err = node.ParsePeerOverrides(peerOverrides); err != nil {
-		return cfg, "", err
+		return cfg, "", fmt.Errorf("--raft-peer-override: %w", err)
+	}
+	if cfg.GRPCPeerOverrides, err = node.ParsePeerOverrides(grpcOverrides); err != nil {
+		return cfg, "", fmt.Errorf("--grpc-peer-override: %w", err)
 	}
 	if err := mf.apply(&cfg); err != nil {
 		return cfg, "", err

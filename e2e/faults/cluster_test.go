@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,14 +33,19 @@ const (
 )
 
 // cluster is three real raftkvd processes with a TCP proxy on every
-// directed raft link: node i reaches node j only through links[i][j].
+// directed raft link and every directed gRPC link between nodes: node i
+// reaches node j's raft port only through links[i][j], and forwards writes
+// and ReadIndex calls to j only through glinks[i][j]. Clients reach the
+// nodes directly.
 type cluster struct {
 	t      *testing.T
+	t0     time.Time // time zero of every recorded history
 	bin    string
 	dir    string
 	logger *slog.Logger
 	nodes  []*proc
 	links  [][]*link // links[i][j]: i's raft traffic to j; nil on the diagonal
+	glinks [][]*link // glinks[i][j]: i's forwarded gRPC calls to j
 	admin  *client.Client
 	args   []string // extra raftkvd flags for every node
 }
@@ -132,9 +136,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freeAddr returns a free 127.0.0.1 port for a node to listen on, never
+// one handed out before in this test process (listenFresh): the kernel may
+// hand a port that was just closed out again, to the next freeAddr or to a
+// proxy's listener, and a node whose address is taken fails to start (seen
+// as a "duplicate endpoint" in TestCorruptRaftLog).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listenFresh()
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
@@ -147,7 +156,7 @@ func freeAddr(t *testing.T) string {
 // node knows (so followers can forward).
 func newCluster(t *testing.T, seed uint64, logger *slog.Logger, args ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bin: binary(t), dir: t.TempDir(), logger: logger, args: args}
+	c := &cluster{t: t, t0: time.Now(), bin: binary(t), dir: t.TempDir(), logger: logger, args: args}
 	const n = 3
 	var initial []string
 	for i := range n {
@@ -157,9 +166,9 @@ func newCluster(t *testing.T, seed uint64, logger *slog.Logger, args ...string) 
 		c.nodes = append(c.nodes, p)
 		initial = append(initial, p.id+"="+p.raftAddr)
 	}
-	c.links = make([][]*link, n)
+	c.links, c.glinks = make([][]*link, n), make([][]*link, n)
 	for i := range n {
-		c.links[i] = make([]*link, n)
+		c.links[i], c.glinks[i] = make([]*link, n), make([]*link, n)
 		for j := range n {
 			if i == j {
 				continue
@@ -169,6 +178,11 @@ func newCluster(t *testing.T, seed uint64, logger *slog.Logger, args ...string) 
 				t.Fatal(err)
 			}
 			c.links[i][j] = l
+			g, err := newLink(c.nodes[i].id+"->"+c.nodes[j].id+" grpc", c.nodes[j].grpcAddr, seed+uint64(1000+10*i+j), logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.glinks[i][j] = g
 		}
 	}
 	cfg := client.DefaultConfig()
@@ -180,29 +194,69 @@ func newCluster(t *testing.T, seed uint64, logger *slog.Logger, args ...string) 
 	}
 	c.admin = admin
 	t.Cleanup(c.close)
-	for i, p := range c.nodes {
-		var overrides []string
-		for j := range n {
-			if j != i {
-				overrides = append(overrides, c.nodes[j].id+"="+c.links[i][j].addr())
+	// Every test on a cluster keeps its node logs when it fails, also one
+	// that failed before its own checks began (runScenario adds the
+	// linearizability visualization).
+	t.Cleanup(func() {
+		if t.Failed() {
+			if err := c.saveArtifacts(artifactDir(t)); err != nil {
+				t.Logf("save artifacts: %v", err)
+			} else {
+				t.Logf("node logs are in %s", artifactDir(t))
 			}
 		}
-		p.args = append([]string{
-			"--id", p.id,
-			"--data-dir", p.dataDir,
-			"--grpc-addr", p.grpcAddr,
-			"--raft-addr", p.raftAddr,
-			"--http-addr", "",
-			"--initial-cluster", strings.Join(initial, ","),
-			"--bootstrap",
-			"--raft-peer-override", strings.Join(overrides, ","),
-		}, args...)
+	})
+	for i, p := range c.nodes {
+		p.args = append(c.nodeArgs(i), "--initial-cluster", strings.Join(initial, ","), "--bootstrap")
 	}
 	for i := range c.nodes {
 		c.start(i)
 	}
 	c.waitReady()
 	return c
+}
+
+// slotIDs are the server ids node slot j may run under: its own, and the
+// one F12 gives it when it rejoins wiped. Every node has overrides for both,
+// so a slot's links stay proxied whichever id it has.
+func slotIDs(j int) []string {
+	return []string{fmt.Sprintf("n%d", j+1), fmt.Sprintf("n%d", j+4)}
+}
+
+// nodeArgs are node i's flags under its current id, without the bootstrap
+// flags: addresses, and the raft and gRPC overrides that send its traffic
+// to every other slot, under either of the slot's ids, through that
+// directed link's proxies.
+func (c *cluster) nodeArgs(i int) []string {
+	p := c.nodes[i]
+	var raftOv, grpcOv []string
+	for j := range c.nodes {
+		if j == i {
+			continue
+		}
+		for _, id := range slotIDs(j) {
+			raftOv = append(raftOv, id+"="+c.links[i][j].addr())
+			grpcOv = append(grpcOv, id+"="+c.glinks[i][j].addr())
+		}
+	}
+	return append([]string{
+		"--id", p.id,
+		"--data-dir", p.dataDir,
+		"--grpc-addr", p.grpcAddr,
+		"--raft-addr", p.raftAddr,
+		"--http-addr", "",
+		"--raft-peer-override", strings.Join(raftOv, ","),
+		"--grpc-peer-override", strings.Join(grpcOv, ","),
+	}, c.args...)
+}
+
+// generation returns how many times node i was started: a serializable
+// reader's view of a node starts over with each start.
+func (c *cluster) generation(i int) int {
+	p := c.nodes[i]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.starts
 }
 
 func (c *cluster) grpcAddrs() []string {
@@ -355,7 +409,7 @@ func (c *cluster) close() {
 			_, _ = c.waitExit(i, exitTimeout)
 		}
 	}
-	for _, row := range c.links {
+	for _, row := range append(c.links, c.glinks...) {
 		for _, l := range row {
 			if l != nil {
 				l.close()
@@ -367,9 +421,11 @@ func (c *cluster) close() {
 	}
 }
 
-// setLink sets the faults of the directed link i->j.
+// setLink sets the faults of the directed link i->j: i's raft RPCs to j and
+// the writes and ReadIndex calls i forwards to j.
 func (c *cluster) setLink(i, j int, f linkFaults) {
 	c.links[i][j].set(f)
+	c.glinks[i][j].set(f)
 }
 
 // isolate blackholes every link to and from node i.

@@ -248,6 +248,7 @@ func (r w2Result) String() string {
 type w2Attempt struct {
 	key, value string
 	outcome    w2Outcome
+	call, ret  int64 // since the cluster's time zero
 }
 
 type w2Outcome int
@@ -392,7 +393,8 @@ func TestPruneUnobserved(t *testing.T) {
 
 func TestCheckW2(t *testing.T) {
 	attempts := []w2Attempt{
-		{"a", "1", w2Acked}, {"b", "2", w2Acked}, {"c", "3", w2Unknown}, {"d", "4", w2Unknown}, {"e", "5", w2Failed},
+		{key: "a", value: "1", outcome: w2Acked}, {key: "b", value: "2", outcome: w2Acked}, {key: "c", value: "3", outcome: w2Unknown},
+		{key: "d", value: "4", outcome: w2Unknown}, {key: "e", value: "5", outcome: w2Failed},
 	}
 	r := checkW2(attempts, map[string]string{"a": "1", "b": "2", "c": "3"})
 	if len(r.lost) != 0 || len(r.phantom) != 0 {
@@ -401,5 +403,117 @@ func TestCheckW2(t *testing.T) {
 	r = checkW2(attempts, map[string]string{"a": "1", "b": "x", "e": "5", "z": "0"})
 	if len(r.lost) != 1 || len(r.phantom) != 3 {
 		t.Fatalf("bad set: got %v; want b lost (and phantom with its other value), e and z phantom", r)
+	}
+}
+
+// serialRead is one serializable get of a W1 key, at the node the client is
+// pinned to. gen is that node's generation (its start count) during the
+// read.
+type serialRead struct {
+	client, node, gen int
+	key               string
+	call, ret         int64
+	found             bool
+	value             string
+	modRev            int64
+}
+
+// serialResult is the check of the serializable reads of one epoch.
+type serialResult struct {
+	reads       int
+	unwritten   []string // a value no write of the key could have written
+	regressed   []string // older than what the same client saw before at the same node generation
+	revMismatch []string // one value seen at two mod revisions
+}
+
+func (r serialResult) violations() int {
+	return len(r.unwritten) + len(r.regressed) + len(r.revMismatch)
+}
+
+func (r serialResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d serializable reads; %d unwritten values, %d regressions, %d revision mismatches",
+		r.reads, len(r.unwritten), len(r.regressed), len(r.revMismatch))
+	for _, list := range [][]string{r.unwritten, r.regressed, r.revMismatch} {
+		for i, v := range list {
+			if i == 10 {
+				b.WriteString("\n  ...")
+				break
+			}
+			fmt.Fprintf(&b, "\n  %s", v)
+		}
+	}
+	return b.String()
+}
+
+// checkSerial checks serializable reads, which may be stale, apart from the
+// linearizable W1 history:
+//
+//   - every value read was written: written holds key+"\x00"+value for each
+//     write of the epoch that did not fail for certain (acknowledged or of
+//     unknown outcome), plus the epoch's initial values;
+//   - per client, per key, within one generation of the node it reads
+//     (a restart, a wipe or a restore starts a new one), reads never go
+//     back: the write order is the raft index each value was applied at,
+//     its mod revision, so a read's mod revision never drops below the
+//     previous read's, and a key once seen never reads as missing (the
+//     workload deletes nothing);
+//   - a value is applied once, so every read of it reports the same mod
+//     revision.
+func checkSerial(reads []serialRead, written map[string]bool) serialResult {
+	r := serialResult{reads: len(reads)}
+	type stream struct {
+		client, gen int
+		key         string
+	}
+	last := map[stream]serialRead{}
+	rev := map[string]int64{}
+	sorted := append([]serialRead(nil), reads...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].call < sorted[j].call })
+	for _, rd := range sorted {
+		if rd.found {
+			kv := rd.key + "\x00" + rd.value
+			if !written[kv] {
+				r.unwritten = append(r.unwritten, fmt.Sprintf("client %d read %s = %q, which no write of this epoch wrote", rd.client, rd.key, rd.value))
+			}
+			if prev, ok := rev[kv]; ok && prev != rd.modRev {
+				r.revMismatch = append(r.revMismatch, fmt.Sprintf("%s = %q seen at mod revision %d and %d", rd.key, rd.value, prev, rd.modRev))
+			}
+			rev[kv] = rd.modRev
+		}
+		st := stream{rd.client, rd.gen, rd.key}
+		if prev, ok := last[st]; ok && prev.found && (!rd.found || rd.modRev < prev.modRev) {
+			r.regressed = append(r.regressed, fmt.Sprintf("client %d at node %d (start %d): %s went from %q (rev %d) back to %q (rev %d, found %v)",
+				rd.client, rd.node, rd.gen, rd.key, prev.value, prev.modRev, rd.value, rd.modRev, rd.found))
+		}
+		last[st] = rd
+	}
+	return r
+}
+
+func TestCheckSerial(t *testing.T) {
+	written := map[string]bool{"k\x00a": true, "k\x00b": true}
+	read := func(client, gen int, call int64, v string, rev int64) serialRead {
+		return serialRead{client: client, gen: gen, key: "k", call: call, found: v != "", value: v, modRev: rev}
+	}
+	ok := []serialRead{read(0, 1, 1, "", 0), read(0, 1, 2, "a", 5), read(0, 1, 3, "b", 9), read(1, 1, 1, "a", 5),
+		// A new generation (the node restarted) may start over.
+		read(0, 2, 4, "", 0), read(0, 2, 5, "a", 5)}
+	if r := checkSerial(ok, written); r.violations() != 0 {
+		t.Fatalf("clean reads: %v", r)
+	}
+	tests := []struct {
+		name  string
+		reads []serialRead
+	}{
+		{"unwritten value", []serialRead{read(0, 1, 1, "zzz", 3)}},
+		{"back to an older value", []serialRead{read(0, 1, 1, "b", 9), read(0, 1, 2, "a", 5)}},
+		{"back to missing", []serialRead{read(0, 1, 1, "a", 5), read(0, 1, 2, "", 0)}},
+		{"one value at two revisions", []serialRead{read(0, 1, 1, "a", 5), read(1, 1, 2, "a", 6)}},
+	}
+	for _, tt := range tests {
+		if r := checkSerial(tt.reads, written); r.violations() != 1 {
+			t.Errorf("%s: %d violations, want 1: %v", tt.name, r.violations(), r)
+		}
 	}
 }

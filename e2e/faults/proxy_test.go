@@ -95,7 +95,7 @@ type linkStats struct {
 
 // newLink starts a proxy on 127.0.0.1:0 forwarding to target.
 func newLink(name, target string, seed uint64, logger *slog.Logger) (*link, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listenFresh()
 	if err != nil {
 		return nil, fmt.Errorf("listen for link %s: %w", name, err)
 	}
@@ -341,4 +341,37 @@ func (pc *proxyConn) close() {
 		pc.in.Close()
 		pc.out.Close()
 	})
+}
+
+var (
+	usedAddrsMu sync.Mutex
+	usedAddrs   = map[string]bool{}
+)
+
+// listenFresh listens on a 127.0.0.1 port that no earlier call in this test
+// process got, and records it. Node addresses are picked by listening and
+// closing (freeAddr), so without this a proxy could be given the port a
+// node is about to bind.
+func listenFresh() (net.Listener, error) {
+	usedAddrsMu.Lock()
+	defer usedAddrsMu.Unlock()
+	var rejected []net.Listener
+	defer func() {
+		for _, ln := range rejected {
+			ln.Close()
+		}
+	}()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		if addr := ln.Addr().String(); !usedAddrs[addr] {
+			usedAddrs[addr] = true
+			return ln, nil
+		}
+		// Held open until a fresh port is found, so the kernel can't
+		// hand this one out again meanwhile.
+		rejected = append(rejected, ln)
+	}
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
 	"github.com/raftkv/raftkv/api/kvpb"
 )
 
@@ -34,8 +36,8 @@ const afterHeal = 3 * time.Second
 
 // scenario is one row of the fault matrix. run injects one round of faults
 // while the workload runs and must leave every fault it injected healed (or
-// leave it to the final heal). Later scenarios (F11 backup and restore, F12
-// membership) are added to scenarios once their features exist.
+// leave it to the final heal). A run that rolls the state back (F11's
+// restore) ends the workload's epoch and starts the next (newEpoch).
 type scenario struct {
 	name   string
 	title  string
@@ -45,11 +47,15 @@ type scenario struct {
 
 // scenarioRun is the state one scenario's fault schedule works with.
 type scenarioRun struct {
-	t   *testing.T
-	c   *cluster
-	w   *workload
-	rng *rand.Rand
-	log *slog.Logger
+	t    *testing.T
+	c    *cluster
+	w    *workload // the current epoch's
+	rng  *rand.Rand
+	log  *slog.Logger
+	seed uint64
+	// epochs are the workload's epochs, the current one last. Each is
+	// checked from its own initial state.
+	epochs []*epoch
 	// recover is the longest time from the end of a fault to the first
 	// acknowledged write.
 	recover time.Duration
@@ -69,6 +75,47 @@ func (s *scenarioRun) healed() {
 	s.c.mustLeader()
 }
 
+// epoch is one stretch of the workload between state rollbacks.
+type epoch struct {
+	w *workload
+	// initial is each W1 key's value when the epoch began (absent: none),
+	// carried the writes of unknown outcome of the epoch before, which may
+	// still take effect after its end.
+	initial map[string]string
+	carried []porcupine.Operation
+	// extra are checks on the epoch's history beyond its own operations:
+	// F11 records the backup it took as one read of every W1 key.
+	extra []porcupine.Operation
+	// restored is the whole content of the backup restored at the end of
+	// the epoch, nil if none was: W2 keys acknowledged in this epoch but
+	// absent from it may be gone.
+	restored map[string]string
+}
+
+// newEpoch stops the current workload, runs between (the rollback, with no
+// operation in flight), and starts the next epoch's workload, whose W1
+// registers start at initial.
+func (s *scenarioRun) newEpoch(initial map[string]string, between func()) {
+	s.t.Helper()
+	prev := s.epochs[len(s.epochs)-1]
+	prev.w.stop()
+	between()
+	// Unknown writes of every earlier epoch stay possible.
+	carried := append([]porcupine.Operation(nil), prev.carried...)
+	h, _, _ := prev.w.results()
+	for _, op := range h {
+		if op.Output.(regOutput).unknown {
+			carried = append(carried, op)
+		}
+	}
+	w, err := startEpoch(s.c, s.seed, len(s.epochs))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.w = w
+	s.epochs = append(s.epochs, &epoch{w: w, initial: initial, carried: carried})
+}
+
 // pick returns a random element of xs.
 func (s *scenarioRun) pick(xs []int) int { return xs[s.rng.IntN(len(xs))] }
 
@@ -77,6 +124,7 @@ type row struct {
 	name, title                string
 	ops, indeterminate         int
 	violations, lost, phantoms int
+	serial                     int // serializable reads checked
 	recover, converge, elapsed time.Duration
 	failed                     bool
 }
@@ -151,15 +199,15 @@ func formatSummary() string {
 	summaryMu.Lock()
 	defer summaryMu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "| scenario | ops | indeterminate | violations | lost writes | time to recover | converge | wall |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| scenario | ops | indeterminate | violations | lost writes | time to recover | converge | wall | serializable reads |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range summary {
 		status := ""
 		if r.failed {
 			status = " **FAILED**"
 		}
-		fmt.Fprintf(&b, "| %s %s%s | %d | %d | %d | %d | %s | %s | %s |\n", r.name, r.title, status, r.ops, r.indeterminate,
-			r.violations, r.lost, r.recover.Round(10*time.Millisecond), r.converge.Round(10*time.Millisecond), r.elapsed.Round(time.Second))
+		fmt.Fprintf(&b, "| %s %s%s | %d | %d | %d | %d | %s | %s | %s | %d |\n", r.name, r.title, status, r.ops, r.indeterminate,
+			r.violations, r.lost, r.recover.Round(10*time.Millisecond), r.converge.Round(10*time.Millisecond), r.elapsed.Round(time.Second), r.serial)
 	}
 	return b.String()
 }
@@ -191,13 +239,14 @@ func runScenario(t *testing.T, sc scenario, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := &scenarioRun{t: t, c: c, w: w, rng: rand.New(rand.NewPCG(seed, 0x7363656e)), log: logger, seed: seed,
+		epochs: []*epoch{{w: w}}}
 	stopped := false
 	defer func() {
 		if !stopped {
-			w.stop()
+			s.w.stop()
 		}
 	}()
-	s := &scenarioRun{t: t, c: c, w: w, rng: rand.New(rand.NewPCG(seed, 0x7363656e)), log: logger}
 	waitFor(2 * time.Second) // warm up: some history before the first fault
 	soakFor := soak(t)
 	for round := 0; round < sc.rounds || time.Since(start) < soakFor; round++ {
@@ -213,7 +262,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64) {
 	}
 	r.recover = max(time.Since(healed), s.recover)
 	waitFor(afterHeal)
-	w.stop()
+	s.w.stop()
 	stopped = true
 
 	convStart := time.Now()
@@ -225,45 +274,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64) {
 		logger.Info("converged", "applied_index", idx, "sha256", fmt.Sprintf("%x", sum[:8]))
 	}
 
-	history, w2, stats := w.results()
-	r.ops, r.indeterminate = stats.ops, stats.indeterminate
-	t.Logf("%s workload: %d ops (%d W1 gets, %d W1 writes, %d W2 inserts), %d indeterminate, %d failed writes, %d failed reads",
-		sc.name, stats.ops, stats.w1Get, stats.w1Write, len(w2), stats.indeterminate, stats.failedWrites, stats.failedReads)
-	if stats.ops < 100 {
-		t.Errorf("workload recorded only %d ops: the scenario checked too little", stats.ops)
-	}
-
-	// W2: every acknowledged key present with its value, nothing invented.
-	present, err := readW2(c)
-	if err != nil {
-		t.Errorf("read W2 set: %v", err)
-	} else {
-		res := checkW2(w2, present)
-		r.lost, r.phantoms = len(res.lost), len(res.phantom)
-		if len(res.lost) > 0 || len(res.phantom) > 0 {
-			t.Errorf("W2 durability: %v", res)
-		} else {
-			t.Logf("W2: %v", res)
-		}
-	}
-
-	// W1: linearizability.
-	checkStart := time.Now()
-	cr, err := checkLinearizable(history, checkTimeout, artifacts)
-	if err != nil {
-		t.Errorf("linearizability check: %v", err)
-	}
-	switch {
-	case cr.ok:
-		t.Logf("W1: %d ops linearizable (%d checked, %d unobserved indeterminate writes pruned; %s)",
-			len(history), cr.checked, cr.pruned, time.Since(checkStart).Round(time.Millisecond))
-	case cr.timedOut:
-		r.violations++
-		t.Errorf("W1: linearizability check timed out after %s (counts as a failure); visualization: %s", checkTimeout, cr.visual)
-	default:
-		r.violations++
-		t.Errorf("W1: history of %d ops is NOT linearizable; visualization: %s", len(history), cr.visual)
-	}
+	r.ops, r.indeterminate, r.serial = s.check(artifacts, &r.violations, &r.lost, &r.phantoms)
 
 	// Clean shutdown, then the logs.
 	for i := range c.nodes {
@@ -278,15 +289,21 @@ func runScenario(t *testing.T, sc scenario, seed uint64) {
 	for _, p := range problems {
 		t.Errorf("node log: %s", p)
 	}
-	for _, row := range c.links {
+	grpcConns, grpcChunks := 0, 0
+	for _, row := range append(c.links, c.glinks...) {
 		for _, l := range row {
 			if l != nil {
-				if st := l.statsSnapshot(); st.drops > 0 {
+				st := l.statsSnapshot()
+				if st.drops > 0 {
 					logger.Info("link stats", "link", l.name, "conns", st.conns, "chunks", st.chunks, "drops", st.drops, "resets", st.resets)
+				}
+				if strings.HasSuffix(l.name, " grpc") {
+					grpcConns, grpcChunks = grpcConns+st.conns, grpcChunks+st.chunks
 				}
 			}
 		}
 	}
+	logger.Info("proxied gRPC links (forwarding, ReadIndex)", "conns", grpcConns, "chunks", grpcChunks)
 }
 
 // probeWrite writes one key through any node until it is acknowledged.
@@ -319,4 +336,119 @@ func readW2(c *cluster) (map[string]string, error) {
 		present[string(kv.GetKey())] = string(kv.GetValue())
 	}
 	return present, nil
+}
+
+// check runs the W2, W1 and serializable checks over every epoch, reports
+// failures through t, adds to the violation, lost and phantom counts, and
+// returns the operation counts for the summary.
+func (s *scenarioRun) check(artifacts string, violations, lost, phantoms *int) (ops, indeterminate, serial int) {
+	t := s.t
+	var attempts []w2Attempt
+	for i, e := range s.epochs {
+		history, w2, stats := e.w.results()
+		ops += stats.ops
+		indeterminate += stats.indeterminate
+		t.Logf("epoch %d workload: %d ops (%d W1 gets, %d W1 writes, %d W2 inserts), %d indeterminate, %d failed writes, %d failed reads; %d serializable reads (%d failed or spanned a restart)",
+			i, stats.ops, stats.w1Get, stats.w1Write, len(w2), stats.indeterminate, stats.failedWrites, stats.failedReads, stats.serialReads, stats.serialSkipped)
+		for _, a := range w2 {
+			// A restore rolls back what the backup lacks: those writes
+			// may be gone, as if their outcome were unknown; what the
+			// backup holds must survive, whatever the client heard.
+			if e.restored != nil {
+				if v, ok := e.restored[a.key]; ok {
+					a.value, a.outcome = v, w2Acked
+				} else if a.outcome == w2Acked {
+					a.outcome = w2Unknown
+				}
+			}
+			attempts = append(attempts, a)
+		}
+
+		// W1: linearizability, from the epoch's initial state. The initial
+		// values are writes that returned before anything else began, the
+		// carried writes of unknown outcome may happen at any point.
+		full := make([]porcupine.Operation, 0, len(history)+len(e.initial)+len(e.carried)+len(e.extra))
+		first := int64(0)
+		if len(history) > 0 {
+			first = history[0].Call
+			for _, op := range history {
+				first = min(first, op.Call)
+			}
+		}
+		for k, v := range e.initial {
+			full = append(full, porcupine.Operation{ClientId: initialClientID, Input: regInput{op: opPut, key: k, value: v}, Call: first - 3, Output: regOutput{}, Return: first - 2})
+		}
+		for _, op := range e.carried {
+			op.Call = first - 1
+			full = append(full, op)
+		}
+		full = append(full, e.extra...)
+		full = append(full, history...)
+		checkStart := time.Now()
+		cr, err := checkLinearizable(full, checkTimeout, filepath.Join(artifacts, fmt.Sprintf("epoch%d", i)))
+		if err != nil {
+			t.Errorf("linearizability check: %v", err)
+		}
+		switch {
+		case cr.ok:
+			t.Logf("W1 epoch %d: %d ops linearizable (%d checked, %d unobserved indeterminate writes pruned; %s)",
+				i, len(full), cr.checked, cr.pruned, time.Since(checkStart).Round(time.Millisecond))
+		case cr.timedOut:
+			*violations++
+			t.Errorf("W1 epoch %d: linearizability check timed out after %s (counts as a failure); visualization: %s", i, checkTimeout, cr.visual)
+		default:
+			*violations++
+			t.Errorf("W1 epoch %d: history of %d ops is NOT linearizable; visualization: %s", i, len(full), cr.visual)
+		}
+
+		// Serializable reads: written values, monotonic per client and
+		// node generation, apart from W1.
+		written := writesOf(history)
+		for k, v := range e.initial {
+			written[k+"\x00"+v] = true
+		}
+		for kv := range writesOf(e.carried) {
+			written[kv] = true
+		}
+		sr := checkSerial(e.w.serialResults(), written)
+		serial += sr.reads
+		if n := sr.violations(); n > 0 {
+			*violations += n
+			t.Errorf("serializable reads, epoch %d: %v", i, sr)
+		} else {
+			t.Logf("serializable reads, epoch %d: %v", i, sr)
+		}
+	}
+	if ops < 100 {
+		t.Errorf("workload recorded only %d ops: the scenario checked too little", ops)
+	}
+
+	// W2: every acknowledged key present with its value, nothing invented.
+	present, err := readW2(s.c)
+	if err != nil {
+		t.Errorf("read W2 set: %v", err)
+	} else {
+		res := checkW2(attempts, present)
+		*lost, *phantoms = len(res.lost), len(res.phantom)
+		if len(res.lost) > 0 || len(res.phantom) > 0 {
+			t.Errorf("W2 durability: %v", res)
+		} else {
+			t.Logf("W2: %v", res)
+		}
+	}
+	return ops, indeterminate, serial
+}
+
+// writesOf returns key+"\x00"+value of every write in history that may have
+// taken effect: puts and compare-and-swaps acknowledged as done or of
+// unknown outcome.
+func writesOf(history []porcupine.Operation) map[string]bool {
+	w := map[string]bool{}
+	for _, op := range history {
+		in, out := op.Input.(regInput), op.Output.(regOutput)
+		if in.op == opPut || (in.op == opCAS && (out.ok || out.unknown)) {
+			w[in.key+"\x00"+in.value] = true
+		}
+	}
+	return w
 }

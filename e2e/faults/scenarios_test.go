@@ -12,10 +12,8 @@ import (
 	"github.com/raftkv/raftkv/internal/failpoint"
 )
 
-// scenarios is the fault matrix (docs/faults.md). F11 (backup during load,
-// then online restore) and F12 (membership changes during load) slot in
-// here once the backup and membership issues land; each is one more entry
-// whose run uses the same cluster, workload and checks.
+// scenarios is the fault matrix (docs/faults.md). Each entry's run uses the
+// same cluster, workload and checks.
 var scenarios = []scenario{
 	{name: "F0", title: "no fault", rounds: 1, run: func(s *scenarioRun, _ int) {
 		waitFor(15 * time.Second)
@@ -124,6 +122,8 @@ var scenarios = []scenario{
 		s.healed()
 		waitFor(2 * time.Second)
 	}},
+	{name: "F11", title: "backup under load, online restore, two epochs", rounds: 1, run: backupRestore},
+	{name: "F12", title: "replace a follower under a new id, transfer leadership", rounds: 1, run: replaceFollower},
 }
 
 // killFollowerPastCompaction kills a follower and keeps it down until the

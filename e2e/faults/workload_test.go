@@ -25,6 +25,10 @@ const (
 	requestTimeout = time.Second
 	numKeys        = 16
 	w2Prefix       = "w2/"
+	// numSerialClients issue serializable gets on W1 keys, each pinned to
+	// one node, every serialInterval; they are checked apart from W1.
+	numSerialClients = 2
+	serialInterval   = 100 * time.Millisecond
 )
 
 // workload runs W1 (registers) and W2 (durability set) together from
@@ -32,12 +36,14 @@ const (
 // operation.
 type workload struct {
 	c     *cluster
-	start time.Time
+	start time.Time // the cluster's time zero, shared by every epoch
 	seed  uint64
+	epoch int // 0, or 1 after F11's restore: part of every value and W2 key
 
 	mu      sync.Mutex
 	history []porcupine.Operation
 	w2      []w2Attempt
+	serial  []serialRead
 	stats   workloadStats
 
 	cancel context.CancelFunc
@@ -51,13 +57,22 @@ type workloadStats struct {
 	failedReads    int // dropped from the history
 	failedWrites   int // failed for certain, nothing proposed
 	w1Get, w1Write int
+	serialReads    int // serializable gets recorded (not part of ops)
+	serialSkipped  int // serializable gets that failed or spanned a node restart
 }
 
-// startWorkload starts the clients; stop ends them.
+// startWorkload starts the clients of epoch 0; stop ends them.
 func startWorkload(c *cluster, seed uint64) (*workload, error) {
+	return startEpoch(c, seed, 0)
+}
+
+// startEpoch starts the clients of one epoch (F11 restores a backup between
+// two). Values and W2 keys name the epoch, so they stay unique across
+// epochs.
+func startEpoch(c *cluster, seed uint64, epoch int) (*workload, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &workload{c: c, start: time.Now(), seed: seed, cancel: cancel}
-	rng := rand.New(rand.NewPCG(seed, 0x776b6c64))
+	w := &workload{c: c, start: c.t0, seed: seed, epoch: epoch, cancel: cancel}
+	rng := rand.New(rand.NewPCG(seed, 0x776b6c64+uint64(epoch)))
 	for id := range numClients {
 		pinned := c.nodes[rng.IntN(len(c.nodes))]
 		cfg := client.DefaultConfig()
@@ -69,12 +84,31 @@ func startWorkload(c *cluster, seed uint64) (*workload, error) {
 			return nil, fmt.Errorf("client %d: %w", id, err)
 		}
 		c.logger.Info("client pinned", "client", id, "node", pinned.id)
-		wc := &workloadClient{w: w, id: id, cli: cli, rng: rand.New(rand.NewPCG(seed, uint64(id))), seen: map[string]string{}}
+		wc := &workloadClient{w: w, id: id, cli: cli, rng: rand.New(rand.NewPCG(seed, uint64(id)+100*uint64(epoch))), seen: map[string]string{}}
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
 			defer cli.Close()
 			wc.run(ctx)
+		}()
+	}
+	for id := range numSerialClients {
+		pinned := rng.IntN(len(c.nodes))
+		cfg := client.DefaultConfig()
+		cfg.Endpoints = []string{c.nodes[pinned].grpcAddr}
+		cfg.DialTimeout = 500 * time.Millisecond
+		cli, err := client.New(cfg)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("serializable client %d: %w", id, err)
+		}
+		c.logger.Info("serializable client pinned", "client", id, "node", c.nodes[pinned].id)
+		sc := &serialClient{w: w, id: id, node: pinned, cli: cli, rng: rand.New(rand.NewPCG(seed, 0x73657269+uint64(id)+100*uint64(epoch)))}
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			defer cli.Close()
+			sc.run(ctx)
 		}()
 	}
 	return w, nil
@@ -130,6 +164,13 @@ func (w *workload) results() ([]porcupine.Operation, []w2Attempt, workloadStats)
 	return append([]porcupine.Operation(nil), w.history...), append([]w2Attempt(nil), w.w2...), w.stats
 }
 
+// serialResults returns a copy of the recorded serializable reads.
+func (w *workload) serialResults() []serialRead {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]serialRead(nil), w.serial...)
+}
+
 // workloadClient is one logical client: one operation at a time.
 type workloadClient struct {
 	w    *workload
@@ -140,8 +181,9 @@ type workloadClient struct {
 	seen map[string]string // last value this client saw per key ("" = missing)
 }
 
-func (wc *workloadClient) run(ctx context.Context) {
-	tick := time.NewTicker(time.Second * numClients / opsPerSecond)
+// every calls f every period until ctx is done.
+func every(ctx context.Context, period time.Duration, f func()) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
@@ -149,19 +191,28 @@ func (wc *workloadClient) run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		wc.seq++
-		key := fmt.Sprintf("w1/k%02d", wc.rng.IntN(numKeys))
-		value := fmt.Sprintf("c%d-%d", wc.id, wc.seq)
-		switch r := wc.rng.Float64(); {
-		case r < 0.35:
-			wc.get(key)
-		case r < 0.55:
-			wc.put(key, value)
-		case r < 0.75:
-			wc.cas(key, value)
-		default:
-			wc.insert()
-		}
+		f()
+	}
+}
+
+func (wc *workloadClient) run(ctx context.Context) {
+	every(ctx, time.Second*numClients/opsPerSecond, wc.next)
+}
+
+// next runs one operation.
+func (wc *workloadClient) next() {
+	wc.seq++
+	key := fmt.Sprintf("w1/k%02d", wc.rng.IntN(numKeys))
+	value := fmt.Sprintf("e%d-c%d-%d", wc.w.epoch, wc.id, wc.seq)
+	switch r := wc.rng.Float64(); {
+	case r < 0.35:
+		wc.get(key)
+	case r < 0.55:
+		wc.put(key, value)
+	case r < 0.75:
+		wc.cas(key, value)
+	default:
+		wc.insert()
 	}
 }
 
@@ -249,12 +300,13 @@ func (wc *workloadClient) cas(key, value string) {
 
 // insert is one W2 write: a key this client never used, a unique value.
 func (wc *workloadClient) insert() {
-	key := fmt.Sprintf("%sc%d/%06d", w2Prefix, wc.id, wc.seq)
-	value := fmt.Sprintf("v-%d-%d-%x", wc.id, wc.seq, wc.rng.Uint32())
+	key := fmt.Sprintf("%se%d/c%d/%06d", w2Prefix, wc.w.epoch, wc.id, wc.seq)
+	value := fmt.Sprintf("v-%d-%d-%d-%x", wc.w.epoch, wc.id, wc.seq, wc.rng.Uint32())
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
+	call := wc.w.now()
 	_, err := wc.cli.Put(ctx, &kvpb.PutRequest{Key: []byte(key), Value: []byte(value)})
-	a := w2Attempt{key: key, value: value, outcome: w2Acked}
+	a := w2Attempt{key: key, value: value, outcome: w2Acked, call: call, ret: wc.w.now()}
 	switch {
 	case err == nil:
 	case indeterminate(err):
@@ -263,4 +315,42 @@ func (wc *workloadClient) insert() {
 		a.outcome = w2Failed
 	}
 	wc.w.recordW2(a)
+}
+
+// serialClient issues serializable gets on W1 keys at the one node it is
+// pinned to. Its reads may be stale, so they never enter the W1 history;
+// checkSerial checks them apart.
+type serialClient struct {
+	w    *workload
+	id   int
+	node int // index into cluster.nodes
+	cli  *client.Client
+	rng  *rand.Rand
+}
+
+func (sc *serialClient) run(ctx context.Context) {
+	every(ctx, serialInterval, sc.read)
+}
+
+// read is one serializable get.
+func (sc *serialClient) read() {
+	key := fmt.Sprintf("w1/k%02d", sc.rng.IntN(numKeys))
+	gen := sc.w.c.generation(sc.node)
+	rctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	call := sc.w.now()
+	resp, err := sc.cli.Get(rctx, &kvpb.GetRequest{Key: []byte(key), Consistency: kvpb.Consistency_CONSISTENCY_SERIALIZABLE})
+	ret := sc.w.now()
+	cancel()
+	// A read that spans a restart of its node belongs to no one
+	// generation of that node; it is left out.
+	if err != nil || sc.w.c.generation(sc.node) != gen {
+		sc.w.count(func(s *workloadStats) { s.serialSkipped++ })
+		return
+	}
+	r := serialRead{client: sc.id, node: sc.node, gen: gen, key: key, call: call, ret: ret,
+		found: resp.GetFound(), value: string(resp.GetKv().GetValue()), modRev: resp.GetKv().GetModRevision()}
+	sc.w.mu.Lock()
+	sc.w.serial = append(sc.w.serial, r)
+	sc.w.stats.serialReads++
+	sc.w.mu.Unlock()
 }
