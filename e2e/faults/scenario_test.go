@@ -59,6 +59,9 @@ type scenarioRun struct {
 	// recover is the longest time from the end of a fault to the first
 	// acknowledged write.
 	recover time.Duration
+	// unsyncedKills counts nodes F9 killed while their store held
+	// unsynced commits.
+	unsyncedKills int
 }
 
 // healed is called right after a round ended its fault (healed the links,
