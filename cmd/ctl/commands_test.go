@@ -3,10 +3,13 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/raftkv/raftkv/api/kvpb"
 )
 
 // TestCommands drives every command end to end against an in-process gRPC
@@ -202,27 +205,20 @@ func TestCommands(t *testing.T) {
 					t.Errorf("stdout = %q, want a remaining TTL of about 1h", out)
 				}
 			}},
-		{name: "get json shows expire_at", args: []string{"--endpoints", ep, "-o", "json", "get", "ttlkey"},
+		{name: "get json shows expire_at_unix_ms and parses as the proto", args: []string{"--endpoints", ep, "-o", "json", "get", "ttlkey"},
 			check: func(t *testing.T, out string) {
-				var got struct {
-					Kv struct {
-						ExpireAtUnixMs string  `json:"expire_at_unix_ms"`
-						ExpireAt       *string `json:"expire_at"`
-					} `json:"kv"`
+				var got kvpb.GetResponse
+				if err := protojson.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatalf("get -o json is not a GetResponse: %v\n%s", err, out)
 				}
-				mustJSON(t, out, &got)
-				ms, err := strconv.ParseInt(got.Kv.ExpireAtUnixMs, 10, 64)
-				if err != nil || got.Kv.ExpireAt == nil {
-					t.Fatalf("get -o json = %+v, want expire_at_unix_ms and expire_at", got)
-				}
-				at, err := time.Parse(time.RFC3339Nano, *got.Kv.ExpireAt)
-				if err != nil || at.UnixMilli() != ms || time.Until(at) < 59*time.Minute {
-					t.Errorf("expire_at %q (%v), expire_at_unix_ms %d: want the same time, about 1h ahead", *got.Kv.ExpireAt, err, ms)
+				at := time.UnixMilli(got.GetKv().GetExpireAtUnixMs())
+				if d := time.Until(at); d < 59*time.Minute || d > time.Hour {
+					t.Errorf("expire_at_unix_ms %d is %v ahead, want about 1h", got.GetKv().GetExpireAtUnixMs(), d)
 				}
 			}},
 		{name: "put without ttl clears it", args: []string{"--endpoints", ep, "-o", "json", "put", "ttlkey", "v2"}},
 		{name: "get json after clearing", args: []string{"--endpoints", ep, "-o", "json", "get", "ttlkey"},
-			wantStdout: []string{`"expire_at": null`}},
+			wantStdout: []string{`"expire_at_unix_ms": "0"`}},
 		{name: "negative ttl", args: []string{"--endpoints", ep, "put", "--ttl", "-1s", "k", "v"},
 			wantCode: exitUsage, wantStderr: "--ttl"},
 		{name: "unreachable cluster", args: []string{"--endpoints", dead, "--timeout", "200ms", "get", "foo"},

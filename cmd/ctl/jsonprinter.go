@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -28,22 +25,10 @@ func (p *jsonPrinter) message(m proto.Message) error {
 	if err != nil {
 		return fmt.Errorf("encode %T as json: %w", m, err)
 	}
-	return p.write(addExpireAt(b))
-}
-
-var expireAtField = regexp.MustCompile(`"expire_at_unix_ms":\s*"(-?\d+)"`)
-
-// addExpireAt follows every key-value's expire_at_unix_ms with expire_at:
-// the same time in RFC 3339 (UTC), or null for a key without expiry.
-func addExpireAt(b []byte) []byte {
-	return expireAtField.ReplaceAllFunc(b, func(m []byte) []byte {
-		m = bytes.Clone(m) // m aliases b: appending to it would overwrite b
-		ms, err := strconv.ParseInt(string(expireAtField.FindSubmatch(m)[1]), 10, 64)
-		if err != nil || ms == 0 {
-			return append(m, `,"expire_at":null`...)
-		}
-		return fmt.Appendf(m, `,"expire_at":%q`, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
-	})
+	// Pure protojson: scripts parse it back into the kvpb message (the
+	// e2e suite does), so nothing outside the schema is added; a key's
+	// expiry is expire_at_unix_ms ("0" = never).
+	return p.write(b)
 }
 
 func (p *jsonPrinter) write(b []byte) error {
