@@ -36,11 +36,12 @@ func openLogStore(path string) (*raftboltdb.BoltStore, error) {
 		return nil, err
 	}
 	grown, err := preallocateLog(path)
-	if err != nil || !grown {
-		if err != nil {
-			s.Close()
-		}
-		return s, err
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if !grown {
+		return s, nil
 	}
 	// bbolt sizes its map from the file at open: reopen to use the space.
 	if err := s.Close(); err != nil {
