@@ -5,13 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/raftkv/raftkv/fsm"
 	"github.com/raftkv/raftkv/fsm/fsmpb"
@@ -177,43 +172,14 @@ func TestRewriteClusterID(t *testing.T) {
 // goldenV020 are the commands v0.2.0 added.
 //
 // NB: as goldenV010: never edit this table or testdata/v0.2.0.
-var goldenV020 = []struct {
-	name string
-	cmd  *fsmpb.Command
-}{
+var goldenV020 = []goldenCommand{
 	{"set_cluster_id", clusterIDCmd("6f1c2d3e4a5b6c7d")},
 }
 
 func TestGoldenV020(t *testing.T) {
 	const dir = "testdata/v0.2.0"
 	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range goldenV020 {
-			if err := os.WriteFile(filepath.Join(dir, g.name+".bin"), mustEncode(t, g.cmd), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeGoldenCommands(t, dir, goldenV020)
 	}
-	f := newFSM(t, "", nil)
-	for i, g := range goldenV020 {
-		t.Run(g.name, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join(dir, g.name+".bin"))
-			if err != nil {
-				t.Fatalf("read golden file: got error %v, want nil", err)
-			}
-			got, err := fsm.DecodeCommand(b)
-			if err != nil {
-				t.Fatalf("DecodeCommand: got error %v, want nil", err)
-			}
-			if !proto.Equal(got, g.cmd) {
-				t.Errorf("DecodeCommand:\n got %v\nwant %v", got, g.cmd)
-			}
-			r := f.Apply(&raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: b}).(*fsm.Result)
-			if r.Err != nil {
-				t.Errorf("Apply golden entry: got Result.Err %v, want nil", r.Err)
-			}
-		})
-	}
+	checkGoldenCommands(t, newFSM(t, "", nil), dir, goldenV020)
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/raftkv/raftkv/store"
 )
 
 // The store's durability policy (docs/write-path.md, "FSM durability").
@@ -47,13 +49,13 @@ func discardUnsyncedStore(dir string) (bool, error) {
 	if err := os.Remove(filepath.Join(dir, storeFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("fsm: remove unsynced store: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := store.SyncDir(dir); err != nil {
 		return false, err
 	}
 	if err := os.Remove(marker); err != nil {
 		return false, fmt.Errorf("fsm: remove %q: %w", marker, err)
 	}
-	return true, syncDir(dir)
+	return true, store.SyncDir(dir)
 }
 
 // markUnsynced makes sure the marker exists and is durable before the
@@ -74,7 +76,7 @@ func (f *FSM) markUnsynced() error {
 	if err != nil {
 		return fmt.Errorf("fsm: sync %q: %w", marker, err)
 	}
-	if err := syncDir(f.cfg.Dir); err != nil {
+	if err := store.SyncDir(f.cfg.Dir); err != nil {
 		return err
 	}
 	f.unsynced = true
@@ -93,7 +95,7 @@ func (f *FSM) syncStore() error {
 	if err := os.Remove(markerPath(f.cfg.Dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("fsm: remove unsynced marker: %w", err)
 	}
-	if err := syncDir(f.cfg.Dir); err != nil {
+	if err := store.SyncDir(f.cfg.Dir); err != nil {
 		return err
 	}
 	f.unsynced = false
@@ -130,17 +132,4 @@ func (f *FSM) syncLoop(interval time.Duration, stop <-chan struct{}) {
 			}
 		}
 	}
-}
-
-// syncDir fsyncs a directory, making creations and removals in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsm: sync dir %q: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsm: sync dir %q: %w", dir, err)
-	}
-	return nil
 }

@@ -11,9 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/raftkv/raftkv/fsm"
 	"github.com/raftkv/raftkv/fsm/fsmpb"
 )
@@ -199,10 +196,7 @@ func TestDeleteExpiredInvalidatesCache(t *testing.T) {
 //
 // NB: as goldenV010: never edit this table or testdata/v0.3.0 once
 // released.
-var goldenV030 = []struct {
-	name string
-	cmd  *fsmpb.Command
-}{
+var goldenV030 = []goldenCommand{
 	{"put_with_expiry", putTTLCmd("session/1", "v", 1767225600000)},
 	{"txn_put_with_expiry", txnCmd(nil, []*fsmpb.Op{opPutTTL("session/2", "v", 1767225600000),
 		{Op: &fsmpb.Op_Range{Range: &fsmpb.Range{Key: []byte("session/"), RangeEnd: []byte("session0"), Limit: 1, CountRest: true}}}}, nil)},
@@ -214,14 +208,7 @@ var goldenV030 = []struct {
 func TestGoldenV030(t *testing.T) {
 	const dir = "testdata/v0.3.0"
 	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range goldenV030 {
-			if err := os.WriteFile(filepath.Join(dir, g.name+".bin"), mustEncode(t, g.cmd), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeGoldenCommands(t, dir, goldenV030)
 		src := newFSM(t, "", nil)
 		apply(t, src, 1, putTTLCmd("a", "1", 1767225600000))
 		apply(t, src, 2, putCmd("b", "2"))
@@ -230,22 +217,7 @@ func TestGoldenV030(t *testing.T) {
 		}
 	}
 	f := newFSM(t, "", nil)
-	for i, g := range goldenV030 {
-		t.Run(g.name, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join(dir, g.name+".bin"))
-			if err != nil {
-				t.Fatalf("read golden file: got error %v, want nil", err)
-			}
-			got, err := fsm.DecodeCommand(b)
-			if err != nil || !proto.Equal(got, g.cmd) {
-				t.Fatalf("DecodeCommand: got %v (err %v), want %v", got, err, g.cmd)
-			}
-			r := f.Apply(&raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: b}).(*fsm.Result)
-			if r.Err != nil {
-				t.Errorf("Apply golden entry: got Result.Err %v, want nil", r.Err)
-			}
-		})
-	}
+	checkGoldenCommands(t, f, dir, goldenV030)
 	if keys, index := expiryState(t, f); keys != "" || index != "" {
 		t.Errorf("after the golden log: keys %q index %q, want both expired and gone", keys, index)
 	}

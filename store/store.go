@@ -412,7 +412,7 @@ func (s *Store) Rename(newPath string) error {
 		return fmt.Errorf("store: rename %q to %q: %w", s.path, newPath, err)
 	}
 	s.path = newPath
-	if err := syncDir(filepath.Dir(newPath)); err != nil {
+	if err := SyncDir(filepath.Dir(newPath)); err != nil {
 		return fmt.Errorf("store: rename %q: %w", newPath, err)
 	}
 	return nil
@@ -430,8 +430,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// syncDir fsyncs a directory, making renames and creations in it durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, making renames, creations and removals in it
+// durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync dir %q: %w", dir, err)
