@@ -297,7 +297,21 @@ func (n *Node) removeSelf(ctx context.Context) error {
 				_, err = cli.MemberRemove(ctx, &kvpb.MemberRemoveRequest{Id: n.cfg.ID})
 			}
 		default:
-			err = transport.ErrNoLeader
+			// No leader known. The leader may already have removed this
+			// node (its reconciler does once gossip says the node left)
+			// and stopped replicating to it before it saw that
+			// configuration entry: then no leader ever contacts it again.
+			// Ask the leader found among the peers instead.
+			var member bool
+			if addr, member, err = n.leaderAmongPeers(ctx); err == nil {
+				if !member {
+					return nil
+				}
+				var cli kvpb.AdminClient
+				if cli, err = n.peers.Admin(addr); err == nil {
+					_, err = cli.MemberRemove(ctx, &kvpb.MemberRemoveRequest{Id: n.cfg.ID})
+				}
+			}
 		}
 		if err == nil {
 			return nil
@@ -313,6 +327,41 @@ func (n *Node) removeSelf(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// leaderAmongPeers asks the peers of the member registry for their member
+// lists until one says it leads, and returns that peer's gRPC address and
+// whether its configuration still holds this node.
+func (n *Node) leaderAmongPeers(ctx context.Context) (addr string, member bool, err error) {
+	err = transport.ErrNoLeader
+	for id, registered := range n.fsm.Members() {
+		if id == n.cfg.ID || registered == "" {
+			continue
+		}
+		peer := n.grpcPeerAddr(id, registered)
+		cli, cerr := n.peers.Admin(peer)
+		if cerr != nil {
+			err = cerr
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, lerr := cli.MemberList(cctx, &kvpb.MemberListRequest{})
+		cancel()
+		if lerr != nil {
+			err = fmt.Errorf("member list from %s: %w", id, lerr)
+			continue
+		}
+		leads := false
+		for _, m := range resp.GetMembers() {
+			leads = leads || (m.GetId() == id && m.GetIsLeader())
+			member = member || (m.GetId() == n.cfg.ID && m.GetSuffrage() != "None")
+		}
+		if leads {
+			return peer, member, nil
+		}
+		member = false
+	}
+	return "", false, err
 }
 
 // validateMembership checks the membership settings against the rest of
