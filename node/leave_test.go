@@ -21,11 +21,29 @@ func TestLeaveAfterSilentRemoval(t *testing.T) {
 	c := nodetest.NewCluster(t, 3, func(cfg *nodetest.NodeConfig) { cfg.LeaveOnTerminate = true })
 	x := c.Followers()[0]
 	id := c.Members[x].ID
+	n := c.Members[x].Node
+	// The leaving node finds its peers through the replicated member
+	// registry: wait until it holds every member's gRPC address.
+	c.Eventually(id+" knows every member's gRPC address", func() error {
+		resp, err := n.MemberList(ctxT(t, 5*time.Second))
+		if err != nil {
+			return err
+		}
+		known := 0
+		for _, m := range resp.GetMembers() {
+			if m.GetGrpcAddr() != "" {
+				known++
+			}
+		}
+		if known != 3 {
+			return fmt.Errorf("%d of 3 gRPC addresses known", known)
+		}
+		return nil
+	})
 	c.Partition(x) // raft only: its gRPC port stays reachable
 	if _, err := c.Client(c.Leader()).MemberRemove(ctxT(t, 10*time.Second), &kvpb.MemberRemoveRequest{Id: id, Force: true}); err != nil {
 		t.Fatalf("remove %s: %v", id, err)
 	}
-	n := c.Members[x].Node
 	c.Eventually(id+" knows no leader and still counts itself a member", func() error {
 		if _, lid := n.Raft().LeaderWithID(); lid != "" {
 			return fmt.Errorf("%s still follows %s", id, lid)

@@ -333,7 +333,7 @@ func (n *Node) removeSelf(ctx context.Context) error {
 // lists until one says it leads, and returns that peer's gRPC address and
 // whether its configuration still holds this node.
 func (n *Node) leaderAmongPeers(ctx context.Context) (addr string, member bool, err error) {
-	err = transport.ErrNoLeader
+	err = fmt.Errorf("%w: no peer in the member registry says it leads", transport.ErrNoLeader)
 	for id, registered := range n.fsm.Members() {
 		if id == n.cfg.ID || registered == "" {
 			continue
