@@ -254,8 +254,8 @@ func (c *Cluster) Eventually(what string, cond func() error) {
 	}
 }
 
-// WaitForLeader waits until every running member agrees on one leader that
-// has registered its gRPC address, and returns its index.
+// WaitForLeader waits until every running member agrees on one leader and
+// knows its gRPC address, and returns the leader's index.
 func (c *Cluster) WaitForLeader() int {
 	c.t.Helper()
 	leader := -1
@@ -281,9 +281,17 @@ func (c *Cluster) WaitForLeader() int {
 		if leader < 0 {
 			return fmt.Errorf("leader %q is not a running member", leaderID)
 		}
-		st, err := c.Members[leader].Node.Status(context.Background())
-		if err != nil || st.GetLeaderGrpcAddr() == "" {
-			return fmt.Errorf("leader %s has not registered its address (%v)", leaderID, err)
+		// Followers forward to the leader's gRPC address, which they learn
+		// by applying the leader's registration entry: wait until every
+		// running member has, so a request to any of them can be served.
+		for _, m := range c.Members {
+			if m.Node == nil {
+				continue
+			}
+			st, err := m.Node.Status(context.Background())
+			if err != nil || st.GetLeaderGrpcAddr() == "" {
+				return fmt.Errorf("%s does not know leader %s's address yet (%v)", m.ID, leaderID, err)
+			}
 		}
 		return nil
 	})
