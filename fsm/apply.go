@@ -51,9 +51,9 @@ var errUpgrade = errors.New("upgrade this node")
 // it from raft's ApplyFuture.Response. Index is the entry's raft index, which
 // is also the revision of every write it made. Err is a deterministic apply
 // failure (the entry changed nothing but the applied index). Exactly one of
-// Put, Delete and Txn is set for a successful command of that kind; none is
-// set for SetMember and SetClusterID, for non-command entries, and for entries skipped as
-// already applied (replay after a restart).
+// Put, Delete, Txn and Batch is set for a successful command of that kind;
+// none is set for SetMember and SetClusterID, for non-command entries, and
+// for entries skipped as already applied (replay after a restart).
 type Result struct {
 	// Index is the entry's raft index: the revision of its writes.
 	Index uint64
@@ -65,6 +65,9 @@ type Result struct {
 	Delete *DeleteResult
 	// Txn is the outcome of a Txn command.
 	Txn *TxnResult
+	// Batch holds one result per Put of a PutBatch command, in order: each
+	// has the entry's Index and either its own Err or Put.
+	Batch []*Result
 }
 
 // PutResult is the outcome of a Put. PrevKV is the key-value the Put
@@ -239,6 +242,8 @@ func (f *FSM) applyCommand(tx *store.WriteTx, l *raft.Log, res *Result, inv *inv
 		}
 	case *fsmpb.Command_DeleteExpired:
 		res.Delete, err = a.deleteExpired(op.DeleteExpired)
+	case *fsmpb.Command_PutBatch:
+		res.Batch, err = a.putBatch(op.PutBatch)
 	default:
 		// checkKnown already refused this; keep the policy visible here.
 		f.fatal(l.Index, "unknown command op, upgrade this node", nil)
@@ -252,7 +257,7 @@ func (f *FSM) applyCommand(tx *store.WriteTx, l *raft.Log, res *Result, inv *inv
 func checkKnown(cmd *fsmpb.Command) error {
 	switch op := cmd.Op.(type) {
 	case *fsmpb.Command_Put, *fsmpb.Command_DeleteRange, *fsmpb.Command_SetMember, *fsmpb.Command_SetClusterId,
-		*fsmpb.Command_DeleteExpired:
+		*fsmpb.Command_DeleteExpired, *fsmpb.Command_PutBatch:
 		return nil
 	case *fsmpb.Command_Txn:
 		for i, c := range op.Txn.GetCompare() {
@@ -377,6 +382,27 @@ func (a *applier) put(p *fsmpb.Put) (*PutResult, error) {
 		res.PrevKV = &prev
 	}
 	return res, nil
+}
+
+// putBatch applies each Put of a PutBatch as its own command: a Put that
+// fails validation gets its own Err and changes nothing, the others apply in
+// order.
+func (a *applier) putBatch(b *fsmpb.PutBatch) ([]*Result, error) {
+	out := make([]*Result, len(b.GetPuts()))
+	for i, p := range b.GetPuts() {
+		r := &Result{Index: uint64(a.rev)}
+		if err := validatePut(p); err != nil {
+			r.Err = err
+		} else {
+			put, err := a.put(p)
+			if err != nil {
+				return nil, err
+			}
+			r.Put = put
+		}
+		out[i] = r
+	}
+	return out, nil
 }
 
 func (a *applier) deleteRange(d *fsmpb.DeleteRange) (*DeleteResult, error) {

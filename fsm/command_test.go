@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -126,7 +127,7 @@ func TestDecodeCommandErrors(t *testing.T) {
 // FuzzDecodeCommand: DecodeCommand never panics, fails only with its two
 // sentinels, and what it decodes re-encodes to an equal command.
 func FuzzDecodeCommand(f *testing.F) {
-	for _, g := range goldenV010 {
+	for _, g := range slices.Concat(goldenV010, goldenV020, goldenV030, goldenV040) {
 		b, err := fsm.EncodeCommand(g.cmd)
 		if err != nil {
 			f.Fatal(err)

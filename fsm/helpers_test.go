@@ -159,6 +159,16 @@ func fmtResult(r *fsm.Result) string {
 		}
 		sb.WriteString(")")
 	}
+	if r.Batch != nil {
+		sb.WriteString(" batch(")
+		for i, b := range r.Batch {
+			if i > 0 {
+				sb.WriteString("; ")
+			}
+			sb.WriteString(fmtResult(b))
+		}
+		sb.WriteString(")")
+	}
 	return sb.String()
 }
 

@@ -90,6 +90,12 @@ type Config struct {
 	SnapshotRetain    int
 	// MaxAppendEntries caps entries per AppendEntries RPC and per FSM batch.
 	MaxAppendEntries int
+	// CoalesceMaxPuts caps how many client Puts the leader coalesces into
+	// one raft log entry, CoalesceInflight how many such entries it keeps
+	// in raft at once (node/coalesce.go). CoalesceMaxPuts of 0 or 1 turns
+	// coalescing off: every Put is its own entry.
+	CoalesceMaxPuts  int
+	CoalesceInflight int
 	// StoreSyncInterval is how often the FSM fsyncs its store file; applied
 	// batches are committed without fsync in between, since the raft log
 	// is the durable record (fsm/durability.go, docs/write-path.md). Zero
@@ -147,6 +153,8 @@ func DefaultConfig() Config {
 		SnapshotRetain:     2,
 		MaxAppendEntries:   256,
 		StoreSyncInterval:  time.Second,
+		CoalesceMaxPuts:    256,
+		CoalesceInflight:   1,
 		BackupRetain:       7,
 		Limits:             transport.DefaultLimits(),
 		RequestTimeout:     10 * time.Second,
@@ -190,6 +198,9 @@ func (c Config) Validate() error {
 	}
 	if c.BackupRetain < 0 {
 		errs = append(errs, fmt.Errorf("backup retain %d must not be negative", c.BackupRetain))
+	}
+	if c.CoalesceMaxPuts < 0 || c.CoalesceInflight < 0 {
+		errs = append(errs, fmt.Errorf("coalesce max puts %d and inflight %d must not be negative", c.CoalesceMaxPuts, c.CoalesceInflight))
 	}
 	if c.StoreSyncInterval < 0 {
 		errs = append(errs, fmt.Errorf("store sync interval %v must not be negative", c.StoreSyncInterval))

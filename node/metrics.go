@@ -67,13 +67,16 @@ type backupResult struct {
 // store and FSM wrappers observe into it) and registered once the node is
 // up; see Node.registerMetrics.
 type metrics struct {
-	logAppend    prometheus.Histogram
-	commit       prometheus.Histogram
-	fsmApply     prometheus.Histogram
-	fsmBatch     prometheus.Histogram
-	snapDuration prometheus.Histogram
-	snapSize     prometheus.Gauge
-	snapFailures prometheus.Counter
+	logAppend prometheus.Histogram
+	commit    prometheus.Histogram
+	fsmApply  prometheus.Histogram
+	fsmBatch  prometheus.Histogram
+	// coalescedPuts is the number of client Puts per raft entry the
+	// leader's write coalescer proposed (node/coalesce.go).
+	coalescedPuts prometheus.Histogram
+	snapDuration  prometheus.Histogram
+	snapSize      prometheus.Gauge
+	snapFailures  prometheus.Counter
 	// expired counts keys deleted by this node's expiry loop as leader.
 	expired       prometheus.Counter
 	leaderChanges prometheus.Counter
@@ -113,6 +116,11 @@ func newMetrics() *metrics {
 		fsmBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Subsystem: "fsm", Name: "apply_batch_size",
 			Help:    "Committed log entries per FSM apply batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+		coalescedPuts: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "raft", Name: "coalesced_puts",
+			Help:    "Leader only: client Puts per raft log entry proposed by write coalescing (1: proposed alone).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
 		snapDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -163,7 +171,7 @@ func newMetrics() *metrics {
 // collectors returns every collector of m plus the scrape-time collector of n.
 func (m *metrics) collectors(n *Node) []prometheus.Collector {
 	return []prometheus.Collector{
-		m.logAppend, m.commit, m.fsmApply, m.fsmBatch,
+		m.logAppend, m.commit, m.fsmApply, m.fsmBatch, m.coalescedPuts,
 		m.snapDuration, m.snapSize, m.snapFailures, m.leaderChanges, m.expired,
 		m.backupRuns, m.backupLastSuccess, m.backupLastDur, m.backupLastSize,
 		&stateCollector{n: n, m: m},

@@ -127,6 +127,7 @@ func TestMetricsMoveWithEvents(t *testing.T) {
 	after.mustMove(t, before, "raftkv_grpc_server_started_total", map[string]string{"grpc_method": "Put"})
 	after.mustMove(t, before, "raftkv_grpc_server_handling_seconds", map[string]string{"grpc_method": "Put"})
 	after.mustMove(t, before, "raftkv_raft_commit_duration_seconds", nil)
+	after.mustMove(t, before, "raftkv_raft_coalesced_puts", nil)
 	for _, name := range []string{"raftkv_raft_log_append_duration_seconds", "raftkv_fsm_apply_duration_seconds", "raftkv_fsm_apply_batch_size"} {
 		after.mustMove(t, before, name, nil)
 		afterF.mustMove(t, beforeF, name, nil) // followers append and apply too

@@ -82,6 +82,9 @@ type Node struct {
 	// a follower's ReadIndex calls to the leader (readindex.go).
 	readIndex  readIndexBatcher
 	remoteRead readIndexBatcher
+	// coalescer batches the leader's concurrent Puts into shared log
+	// entries (coalesce.go); nil when coalescing is off.
+	coalescer *putCoalescer
 	// nonFSMGap memoizes onlyNonFSMEntries: the last gap of committed
 	// no-op or barrier entries found past the FSM's applied index.
 	nonFSMGap atomic.Pointer[logGap]
@@ -112,7 +115,8 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, logger: logger.With("node_id", cfg.ID), stop: make(chan struct{}),
-		registry: deps.Registry, metrics: newMetrics()}
+		registry: deps.Registry, metrics: newMetrics(),
+		coalescer: newPutCoalescer(cfg.CoalesceMaxPuts, cfg.CoalesceInflight)}
 	if n.registry == nil {
 		n.registry = prometheus.NewRegistry()
 	}
@@ -307,6 +311,10 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	go n.runBackups()
 	n.wg.Add(1)
 	go n.runExpiry()
+	if n.coalescer != nil {
+		n.wg.Add(1)
+		go n.runCoalescer()
+	}
 	n.logger.Info("node started", "grpc_addr", n.GRPCAddr(), "raft_addr", string(n.raftTrans.LocalAddr()),
 		"raft_index", n.openedAppliedIndex, "bootstrapped", !hasState && cfg.Bootstrap, "version", Version)
 	return n, nil

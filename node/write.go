@@ -68,7 +68,7 @@ func (n *Node) Txn(ctx context.Context, req *kvpb.TxnRequest) (*kvpb.TxnResponse
 // the FSM's *fsm.Result or the leader's response.
 func (n *Node) propose(ctx context.Context, cmd *fsmpb.Command, forward func(kvpb.KVClient) (any, error)) (any, error) {
 	if n.raft.State() == raft.Leader {
-		res, err := n.apply(ctx, cmd)
+		res, err := n.applyWrite(ctx, cmd)
 		if !errors.Is(err, raft.ErrNotLeader) {
 			return res, err
 		}

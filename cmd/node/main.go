@@ -113,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer) (node.Config, string, error) {
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot for slow followers")
 	fs.IntVar(&cfg.SnapshotRetain, "snapshot-retain", cfg.SnapshotRetain, "snapshots kept on disk")
 	fs.IntVar(&cfg.MaxAppendEntries, "max-append-entries", cfg.MaxAppendEntries, "entries per AppendEntries RPC and FSM batch (1..1024)")
+	fs.IntVar(&cfg.CoalesceMaxPuts, "coalesce-max-puts", cfg.CoalesceMaxPuts, "most client Puts the leader coalesces into one raft log entry when Puts queue behind earlier ones; 0 or 1 gives every Put its own entry")
+	fs.IntVar(&cfg.CoalesceInflight, "coalesce-inflight", cfg.CoalesceInflight, "raft log entries of Puts the leader keeps in flight before further Puts queue and coalesce")
 	fs.DurationVar(&cfg.StoreSyncInterval, "store-sync-interval", cfg.StoreSyncInterval, "how often the FSM fsyncs its store; batches in between commit without fsync (the fsynced raft log is the durable record; after a crash the store is rebuilt from the raft snapshot and log). 0 fsyncs every applied batch")
 	fs.StringVar(&cfg.BackupDir, "backup-dir", "", "directory for backups this node takes (raftkvctl backup create without --out, scheduled backups); nodes may share one (default: <data-dir>/backups)")
 	fs.DurationVar(&cfg.BackupInterval, "backup-interval", cfg.BackupInterval, "take a scheduled backup on the leader every interval, at multiples of it; 0 disables")

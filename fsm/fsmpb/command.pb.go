@@ -80,7 +80,7 @@ func (x Compare_Result) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compare_Result.Descriptor instead.
 func (Compare_Result) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5, 0}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6, 0}
 }
 
 type Compare_Target int32
@@ -138,7 +138,7 @@ func (x Compare_Target) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compare_Target.Descriptor instead.
 func (Compare_Target) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5, 1}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6, 1}
 }
 
 // Command is one raft log entry's payload, after the one-byte envelope version.
@@ -154,6 +154,7 @@ type Command struct {
 	//	*Command_SetMember
 	//	*Command_SetClusterId
 	//	*Command_DeleteExpired
+	//	*Command_PutBatch
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -257,6 +258,15 @@ func (x *Command) GetDeleteExpired() *DeleteExpired {
 	return nil
 }
 
+func (x *Command) GetPutBatch() *PutBatch {
+	if x != nil {
+		if x, ok := x.Op.(*Command_PutBatch); ok {
+			return x.PutBatch
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -285,6 +295,10 @@ type Command_DeleteExpired struct {
 	DeleteExpired *DeleteExpired `protobuf:"bytes,7,opt,name=delete_expired,json=deleteExpired,proto3,oneof"` // since v0.3.0
 }
 
+type Command_PutBatch struct {
+	PutBatch *PutBatch `protobuf:"bytes,8,opt,name=put_batch,json=putBatch,proto3,oneof"` // since v0.4.0
+}
+
 func (*Command_Put) isCommand_Op() {}
 
 func (*Command_DeleteRange) isCommand_Op() {}
@@ -296,6 +310,59 @@ func (*Command_SetMember) isCommand_Op() {}
 func (*Command_SetClusterId) isCommand_Op() {}
 
 func (*Command_DeleteExpired) isCommand_Op() {}
+
+func (*Command_PutBatch) isCommand_Op() {}
+
+// PutBatch is several clients' Puts coalesced by the leader into one log
+// entry. Each Put is validated and applied on its own, in order, as if it
+// were its own entry at this entry's index: one that fails validation gets
+// its own error and the others still apply. Every write of the batch has the
+// entry's index as its revision; the leader never puts the same key twice in
+// one batch, so a key's mod_revision still names exactly one write (the FSM
+// applies duplicates in order all the same). Since v0.4.0.
+type PutBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Puts          []*Put                 `protobuf:"bytes,1,rep,name=puts,proto3" json:"puts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutBatch) Reset() {
+	*x = PutBatch{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBatch) ProtoMessage() {}
+
+func (x *PutBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBatch.ProtoReflect.Descriptor instead.
+func (*PutBatch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PutBatch) GetPuts() []*Put {
+	if x != nil {
+		return x.Puts
+	}
+	return nil
+}
 
 // Put writes one key.
 type Put struct {
@@ -313,7 +380,7 @@ type Put struct {
 
 func (x *Put) Reset() {
 	*x = Put{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +392,7 @@ func (x *Put) String() string {
 func (*Put) ProtoMessage() {}
 
 func (x *Put) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +405,7 @@ func (x *Put) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Put.ProtoReflect.Descriptor instead.
 func (*Put) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Put) GetKey() []byte {
@@ -384,7 +451,7 @@ type DeleteExpired struct {
 
 func (x *DeleteExpired) Reset() {
 	*x = DeleteExpired{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -396,7 +463,7 @@ func (x *DeleteExpired) String() string {
 func (*DeleteExpired) ProtoMessage() {}
 
 func (x *DeleteExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -409,7 +476,7 @@ func (x *DeleteExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExpired.ProtoReflect.Descriptor instead.
 func (*DeleteExpired) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DeleteExpired) GetNowUnixMs() int64 {
@@ -439,7 +506,7 @@ type DeleteRange struct {
 
 func (x *DeleteRange) Reset() {
 	*x = DeleteRange{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +518,7 @@ func (x *DeleteRange) String() string {
 func (*DeleteRange) ProtoMessage() {}
 
 func (x *DeleteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +531,7 @@ func (x *DeleteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRange.ProtoReflect.Descriptor instead.
 func (*DeleteRange) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DeleteRange) GetKey() []byte {
@@ -505,7 +572,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +584,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +597,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Range) GetKey() []byte {
@@ -591,7 +658,7 @@ type Compare struct {
 
 func (x *Compare) Reset() {
 	*x = Compare{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +670,7 @@ func (x *Compare) String() string {
 func (*Compare) ProtoMessage() {}
 
 func (x *Compare) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +683,7 @@ func (x *Compare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Compare.ProtoReflect.Descriptor instead.
 func (*Compare) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Compare) GetResult() Compare_Result {
@@ -676,7 +743,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +755,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +768,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -772,7 +839,7 @@ type Txn struct {
 
 func (x *Txn) Reset() {
 	*x = Txn{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +851,7 @@ func (x *Txn) String() string {
 func (*Txn) ProtoMessage() {}
 
 func (x *Txn) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +864,7 @@ func (x *Txn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Txn.ProtoReflect.Descriptor instead.
 func (*Txn) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Txn) GetCompare() []*Compare {
@@ -833,7 +900,7 @@ type SetMember struct {
 
 func (x *SetMember) Reset() {
 	*x = SetMember{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +912,7 @@ func (x *SetMember) String() string {
 func (*SetMember) ProtoMessage() {}
 
 func (x *SetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +925,7 @@ func (x *SetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMember.ProtoReflect.Descriptor instead.
 func (*SetMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetMember) GetId() string {
@@ -888,7 +955,7 @@ type SetClusterID struct {
 
 func (x *SetClusterID) Reset() {
 	*x = SetClusterID{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +967,7 @@ func (x *SetClusterID) String() string {
 func (*SetClusterID) ProtoMessage() {}
 
 func (x *SetClusterID) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +980,7 @@ func (x *SetClusterID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterID.ProtoReflect.Descriptor instead.
 func (*SetClusterID) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetClusterID) GetId() string {
@@ -927,7 +994,7 @@ var File_fsm_fsmpb_command_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\n" +
-	"\x17fsm/fsmpb/command.proto\x12\rraftkv.fsm.v1\"\x86\x03\n" +
+	"\x17fsm/fsmpb/command.proto\x12\rraftkv.fsm.v1\"\xbe\x03\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12&\n" +
@@ -937,8 +1004,11 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\n" +
 	"set_member\x18\x05 \x01(\v2\x18.raftkv.fsm.v1.SetMemberH\x00R\tsetMember\x12C\n" +
 	"\x0eset_cluster_id\x18\x06 \x01(\v2\x1b.raftkv.fsm.v1.SetClusterIDH\x00R\fsetClusterId\x12E\n" +
-	"\x0edelete_expired\x18\a \x01(\v2\x1c.raftkv.fsm.v1.DeleteExpiredH\x00R\rdeleteExpiredB\x04\n" +
-	"\x02op\"q\n" +
+	"\x0edelete_expired\x18\a \x01(\v2\x1c.raftkv.fsm.v1.DeleteExpiredH\x00R\rdeleteExpired\x126\n" +
+	"\tput_batch\x18\b \x01(\v2\x17.raftkv.fsm.v1.PutBatchH\x00R\bputBatchB\x04\n" +
+	"\x02op\"2\n" +
+	"\bPutBatch\x12&\n" +
+	"\x04puts\x18\x01 \x03(\v2\x12.raftkv.fsm.v1.PutR\x04puts\"q\n" +
 	"\x03Put\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x17\n" +
@@ -1010,41 +1080,44 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(Compare_Result)(0),   // 0: raftkv.fsm.v1.Compare.Result
 	(Compare_Target)(0),   // 1: raftkv.fsm.v1.Compare.Target
 	(*Command)(nil),       // 2: raftkv.fsm.v1.Command
-	(*Put)(nil),           // 3: raftkv.fsm.v1.Put
-	(*DeleteExpired)(nil), // 4: raftkv.fsm.v1.DeleteExpired
-	(*DeleteRange)(nil),   // 5: raftkv.fsm.v1.DeleteRange
-	(*Range)(nil),         // 6: raftkv.fsm.v1.Range
-	(*Compare)(nil),       // 7: raftkv.fsm.v1.Compare
-	(*Op)(nil),            // 8: raftkv.fsm.v1.Op
-	(*Txn)(nil),           // 9: raftkv.fsm.v1.Txn
-	(*SetMember)(nil),     // 10: raftkv.fsm.v1.SetMember
-	(*SetClusterID)(nil),  // 11: raftkv.fsm.v1.SetClusterID
+	(*PutBatch)(nil),      // 3: raftkv.fsm.v1.PutBatch
+	(*Put)(nil),           // 4: raftkv.fsm.v1.Put
+	(*DeleteExpired)(nil), // 5: raftkv.fsm.v1.DeleteExpired
+	(*DeleteRange)(nil),   // 6: raftkv.fsm.v1.DeleteRange
+	(*Range)(nil),         // 7: raftkv.fsm.v1.Range
+	(*Compare)(nil),       // 8: raftkv.fsm.v1.Compare
+	(*Op)(nil),            // 9: raftkv.fsm.v1.Op
+	(*Txn)(nil),           // 10: raftkv.fsm.v1.Txn
+	(*SetMember)(nil),     // 11: raftkv.fsm.v1.SetMember
+	(*SetClusterID)(nil),  // 12: raftkv.fsm.v1.SetClusterID
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
-	3,  // 0: raftkv.fsm.v1.Command.put:type_name -> raftkv.fsm.v1.Put
-	5,  // 1: raftkv.fsm.v1.Command.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
-	9,  // 2: raftkv.fsm.v1.Command.txn:type_name -> raftkv.fsm.v1.Txn
-	10, // 3: raftkv.fsm.v1.Command.set_member:type_name -> raftkv.fsm.v1.SetMember
-	11, // 4: raftkv.fsm.v1.Command.set_cluster_id:type_name -> raftkv.fsm.v1.SetClusterID
-	4,  // 5: raftkv.fsm.v1.Command.delete_expired:type_name -> raftkv.fsm.v1.DeleteExpired
-	0,  // 6: raftkv.fsm.v1.Compare.result:type_name -> raftkv.fsm.v1.Compare.Result
-	1,  // 7: raftkv.fsm.v1.Compare.target:type_name -> raftkv.fsm.v1.Compare.Target
-	6,  // 8: raftkv.fsm.v1.Op.range:type_name -> raftkv.fsm.v1.Range
-	3,  // 9: raftkv.fsm.v1.Op.put:type_name -> raftkv.fsm.v1.Put
-	5,  // 10: raftkv.fsm.v1.Op.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
-	7,  // 11: raftkv.fsm.v1.Txn.compare:type_name -> raftkv.fsm.v1.Compare
-	8,  // 12: raftkv.fsm.v1.Txn.success:type_name -> raftkv.fsm.v1.Op
-	8,  // 13: raftkv.fsm.v1.Txn.failure:type_name -> raftkv.fsm.v1.Op
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	4,  // 0: raftkv.fsm.v1.Command.put:type_name -> raftkv.fsm.v1.Put
+	6,  // 1: raftkv.fsm.v1.Command.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
+	10, // 2: raftkv.fsm.v1.Command.txn:type_name -> raftkv.fsm.v1.Txn
+	11, // 3: raftkv.fsm.v1.Command.set_member:type_name -> raftkv.fsm.v1.SetMember
+	12, // 4: raftkv.fsm.v1.Command.set_cluster_id:type_name -> raftkv.fsm.v1.SetClusterID
+	5,  // 5: raftkv.fsm.v1.Command.delete_expired:type_name -> raftkv.fsm.v1.DeleteExpired
+	3,  // 6: raftkv.fsm.v1.Command.put_batch:type_name -> raftkv.fsm.v1.PutBatch
+	4,  // 7: raftkv.fsm.v1.PutBatch.puts:type_name -> raftkv.fsm.v1.Put
+	0,  // 8: raftkv.fsm.v1.Compare.result:type_name -> raftkv.fsm.v1.Compare.Result
+	1,  // 9: raftkv.fsm.v1.Compare.target:type_name -> raftkv.fsm.v1.Compare.Target
+	7,  // 10: raftkv.fsm.v1.Op.range:type_name -> raftkv.fsm.v1.Range
+	4,  // 11: raftkv.fsm.v1.Op.put:type_name -> raftkv.fsm.v1.Put
+	6,  // 12: raftkv.fsm.v1.Op.delete_range:type_name -> raftkv.fsm.v1.DeleteRange
+	8,  // 13: raftkv.fsm.v1.Txn.compare:type_name -> raftkv.fsm.v1.Compare
+	9,  // 14: raftkv.fsm.v1.Txn.success:type_name -> raftkv.fsm.v1.Op
+	9,  // 15: raftkv.fsm.v1.Txn.failure:type_name -> raftkv.fsm.v1.Op
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -1059,8 +1132,9 @@ func file_fsm_fsmpb_command_proto_init() {
 		(*Command_SetMember)(nil),
 		(*Command_SetClusterId)(nil),
 		(*Command_DeleteExpired)(nil),
+		(*Command_PutBatch)(nil),
 	}
-	file_fsm_fsmpb_command_proto_msgTypes[6].OneofWrappers = []any{
+	file_fsm_fsmpb_command_proto_msgTypes[7].OneofWrappers = []any{
 		(*Op_Range)(nil),
 		(*Op_Put)(nil),
 		(*Op_DeleteRange)(nil),
@@ -1071,7 +1145,7 @@ func file_fsm_fsmpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
