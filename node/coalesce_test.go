@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -109,4 +110,120 @@ func TestPutsCoalesce(t *testing.T) {
 			t.Errorf("get %s = %q at mod_revision %d, want %q at %d", k, kv.GetValue(), kv.GetModRevision(), r.val, r.rev)
 		}
 	}
+}
+
+// TestCoalescedPutsAcrossLeaderIsolation keeps 32 writers busy while the
+// leader is cut off and a new one takes over, so batches of Puts are in
+// flight when leadership is lost. Afterwards every acknowledged Put is on
+// every node with its value, no key appears that was never written, and
+// the nodes converge. Batches that lost their leader must report their
+// Puts as failed or unknown, never as done.
+func TestCoalescedPutsAcrossLeaderIsolation(t *testing.T) {
+	c := nodetest.NewCluster(t, 3)
+	old := c.Leader()
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		tried = map[string]bool{}
+	)
+	ackedCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		cl := c.Client(w % 3)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("w/%02d/%05d", w, n)
+				mu.Lock()
+				tried[k] = true
+				mu.Unlock()
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_, err := cl.Put(ctx, &kvpb.PutRequest{Key: []byte(k), Value: []byte("v" + k)})
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked[k] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	waitAcked := func(n int) {
+		c.Eventually(fmt.Sprintf("%d acknowledged puts", n), func() error {
+			if got := ackedCount(); got < n {
+				return fmt.Errorf("%d acknowledged", got)
+			}
+			return nil
+		})
+	}
+
+	waitAcked(300)
+	// The writers must really share entries, or this tests nothing new.
+	h := scrape(t, c, old)["raftkv_raft_coalesced_puts"].GetMetric()[0].GetHistogram()
+	if h.GetSampleSum() <= float64(h.GetSampleCount()) {
+		t.Fatalf("leader proposed %v puts in %d entries: no batch of more than one", h.GetSampleSum(), h.GetSampleCount())
+	}
+	c.Partition(old)
+	var next int
+	c.Eventually("a new leader among the others", func() error {
+		for i, m := range c.Members {
+			if i != old && m.Node.IsLeader() {
+				next = i
+				return nil
+			}
+		}
+		return fmt.Errorf("no leader among the connected members")
+	})
+	waitAcked(ackedCount() + 300)
+	c.Heal(old)
+	c.Eventually("the old leader follows", func() error {
+		if _, id := c.Members[old].Node.Raft().LeaderWithID(); string(id) != c.Members[next].ID {
+			return fmt.Errorf("%s follows %q, want %s", c.Members[old].ID, id, c.Members[next].ID)
+		}
+		return nil
+	})
+	waitAcked(ackedCount() + 300)
+	close(stop)
+	wg.Wait()
+	c.WaitForConvergence()
+
+	for i := range c.Members {
+		resp, err := c.Client(i).Range(ctxT(t, 10*time.Second), &kvpb.RangeRequest{Key: []byte("w/"), Prefix: true,
+			Consistency: kvpb.Consistency_CONSISTENCY_SERIALIZABLE})
+		if err != nil {
+			t.Fatalf("range on %s: %v", c.Members[i].ID, err)
+		}
+		have := map[string]bool{}
+		for _, kv := range resp.GetKvs() {
+			k := string(kv.GetKey())
+			have[k] = true
+			if string(kv.GetValue()) != "v"+k {
+				t.Errorf("%s: %s = %q, want %q", c.Members[i].ID, k, kv.GetValue(), "v"+k)
+			}
+			if !tried[k] {
+				t.Errorf("%s: %s was never written", c.Members[i].ID, k)
+			}
+		}
+		lost := 0
+		for k := range acked {
+			if !have[k] {
+				lost++
+			}
+		}
+		if lost > 0 {
+			t.Errorf("%s lacks %d of %d acknowledged puts", c.Members[i].ID, lost, len(acked))
+		}
+	}
+	t.Logf("%d puts acknowledged of %d tried", len(acked), len(tried))
 }
