@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/raft"
 
@@ -24,11 +25,18 @@ import (
 // coalesceMaxBytes) into one entry. So batches grow with load, by
 // themselves, without a timer.
 //
+// PutBatch is new in v0.4.0: while any voter advertises an older release,
+// a batch is proposed as one entry per Put (versiongate.go).
+//
 // Every write of a batch gets the entry's index as its revision, as the
 // writes of one Txn do. To keep a key's mod_revision naming exactly one
 // write, a batch never holds the same key twice: a repeat waits for the
 // next batch. Each Put keeps its own outcome: one that fails validation in
 // the FSM fails alone.
+
+// putBatchVersion is the first release whose FSM applies PutBatch: the
+// leader coalesces only while every voter runs it (versiongate.go).
+const putBatchVersion = "0.4.0"
 
 // coalesceMaxBytes caps the keys and values of one PutBatch entry; a single
 // larger Put still goes alone.
@@ -155,12 +163,30 @@ func (c *putCoalescer) take(first *queuedPut) (batch []*queuedPut, next *queuedP
 func (n *Node) commitPuts(batch []*queuedPut) {
 	defer n.wg.Done()
 	defer func() { <-n.coalescer.slots }()
-	n.metrics.coalescedPuts.Observe(float64(len(batch)))
+	applyAlone := func(q *queuedPut) {
+		n.metrics.coalescedPuts.Observe(1)
+		res, err := n.apply(q.ctx, &fsmpb.Command{Op: &fsmpb.Command_Put{Put: q.put}})
+		q.done <- putOutcome{res: res, err: err}
+	}
 	if len(batch) == 1 {
-		res, err := n.apply(batch[0].ctx, &fsmpb.Command{Op: &fsmpb.Command_Put{Put: batch[0].put}})
-		batch[0].done <- putOutcome{res: res, err: err}
+		applyAlone(batch[0])
 		return
 	}
+	if !n.votersAtLeast(putBatchVersion) {
+		// Some voter runs a release without PutBatch: one entry per Put,
+		// all proposed at once.
+		var wg sync.WaitGroup
+		for _, q := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				applyAlone(q)
+			}()
+		}
+		wg.Wait()
+		return
+	}
+	n.metrics.coalescedPuts.Observe(float64(len(batch)))
 	puts := make([]*fsmpb.Put, len(batch))
 	for i, q := range batch {
 		puts[i] = q.put

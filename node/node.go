@@ -23,7 +23,7 @@ import (
 )
 
 // Version is the raftkv release this binary implements.
-const Version = "0.1.0"
+const Version = "0.4.0"
 
 // Deps are the collaborators of a node that are not plain configuration.
 // Every field is optional.
@@ -85,6 +85,9 @@ type Node struct {
 	// coalescer batches the leader's concurrent Puts into shared log
 	// entries (coalesce.go); nil when coalescing is off.
 	coalescer *putCoalescer
+	// gate caches whether every voter runs a release new enough for an op
+	// (versiongate.go).
+	gate versionGate
 	// nonFSMGap memoizes onlyNonFSMEntries: the last gap of committed
 	// no-op or barrier entries found past the FSM's applied index.
 	nonFSMGap atomic.Pointer[logGap]
