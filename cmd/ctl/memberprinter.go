@@ -9,7 +9,7 @@ import (
 
 func (p *tablePrinter) memberList(r *kvpb.MemberListResponse) error {
 	tw := p.table()
-	fmt.Fprintln(tw, "ID\tSUFFRAGE\tLEADER\tRAFT_STATE\tGOSSIP\tHEALTHY\tLAST_CONTACT\tAPPLIED\tLAG\tGRPC_ADDR\tRAFT_ADDR\tGOSSIP_ADDR\tNOTE")
+	fmt.Fprintln(tw, "ID\tSUFFRAGE\tLEADER\tRAFT_STATE\tGOSSIP\tVERSION\tHEALTHY\tLAST_CONTACT\tAPPLIED\tLAG\tGRPC_ADDR\tRAFT_ADDR\tGOSSIP_ADDR\tNOTE")
 	for _, m := range r.GetMembers() {
 		leader := ""
 		if m.GetIsLeader() {
@@ -32,8 +32,8 @@ func (p *tablePrinter) memberList(r *kvpb.MemberListResponse) error {
 				contact = (time.Duration(ms) * time.Millisecond).String()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			m.GetId(), m.GetSuffrage(), leader, dash(m.GetRaftState()), dash(m.GetGossipStatus()), healthy,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			m.GetId(), m.GetSuffrage(), leader, dash(m.GetRaftState()), dash(m.GetGossipStatus()), dash(m.GetVersion()), healthy,
 			contact, applied, lag, dash(m.GetGrpcAddr()), dash(m.GetRaftAddr()), dash(m.GetGossipAddr()), note)
 	}
 	return tw.Flush()

@@ -61,18 +61,18 @@ func TestTablePrinter(t *testing.T) {
 		{"member list", func(p printer) error {
 			return p.memberList(&kvpb.MemberListResponse{Members: []*kvpb.Member{
 				{Id: "n1", RaftAddr: "r1", GrpcAddr: "g1", Suffrage: "Voter", IsLeader: true, RaftState: "Leader", GossipStatus: "alive",
-					GossipAddr: "s1", Healthy: true, AppliedIndex: 12},
+					GossipAddr: "s1", Healthy: true, AppliedIndex: 12, Version: "0.4.0"},
 				{Id: "n2", RaftAddr: "r2", GrpcAddr: "g2", Suffrage: "Nonvoter", RaftState: "Follower", GossipStatus: "alive",
-					GossipAddr: "s2", LastContactMs: 40, AppliedIndex: 2, AppliedLag: 10, UnhealthyReason: "behind"},
+					GossipAddr: "s2", LastContactMs: 40, AppliedIndex: 2, AppliedLag: 10, UnhealthyReason: "behind", Version: "0.3.0"},
 				{Id: "n3", RaftAddr: "r3", Suffrage: "Voter", GossipStatus: "failed", Error: "refused"},
 				{Id: "n4", RaftAddr: "r4", GrpcAddr: "g4", Suffrage: "Voter"},
 			}})
 		}, []string{
-			"ID  SUFFRAGE  LEADER  RAFT_STATE  GOSSIP  HEALTHY  LAST_CONTACT  APPLIED  LAG  GRPC_ADDR  RAFT_ADDR  GOSSIP_ADDR  NOTE",
-			"n1  Voter     *       Leader      alive   yes      0s            12       0    g1         r1         s1",
-			"n2  Nonvoter          Follower    alive   no       40ms          2        10   g2         r2         s2           behind",
-			"n3  Voter             -           failed  no       -             -        -    -          r3         -            refused",
-			"n4  Voter             -           -       -        -             -        -    g4         r4         -",
+			"ID  SUFFRAGE  LEADER  RAFT_STATE  GOSSIP  VERSION  HEALTHY  LAST_CONTACT  APPLIED  LAG  GRPC_ADDR  RAFT_ADDR  GOSSIP_ADDR  NOTE",
+			"n1  Voter     *       Leader      alive   0.4.0    yes      0s            12       0    g1         r1         s1",
+			"n2  Nonvoter          Follower    alive   0.3.0    no       40ms          2        10   g2         r2         s2           behind",
+			"n3  Voter             -           failed  -        no       -             -        -    -          r3         -            refused",
+			"n4  Voter             -           -       -        -        -             -        -    g4         r4         -",
 		}},
 		{"member change", func(p printer) error {
 			return p.memberChange("remove", "n3", &kvpb.MemberChangeResponse{ConfigurationIndex: 42, Warning: "4 voters"})
