@@ -388,8 +388,20 @@ func (a *applier) put(p *fsmpb.Put) (*PutResult, error) {
 // fails validation gets its own Err and changes nothing, the others apply in
 // order.
 func (a *applier) putBatch(b *fsmpb.PutBatch) ([]*Result, error) {
+	// A key written twice in one batch would reach the cache twice at one
+	// revision, and the cache keeps the first state it learns for a
+	// revision. Such keys are reported without their new state, as in a
+	// Txn, so the cache drops them and the next read fills it from the
+	// store. (The leader never repeats a key in a batch; the FSM must be
+	// right for any log all the same.)
+	writes := make(map[string]int, len(b.GetPuts()))
+	for _, p := range b.GetPuts() {
+		writes[string(p.GetKey())]++
+	}
+	defer func(inTxn bool) { a.inTxn = inTxn }(a.inTxn)
 	out := make([]*Result, len(b.GetPuts()))
 	for i, p := range b.GetPuts() {
+		a.inTxn = writes[string(p.GetKey())] > 1
 		r := &Result{Index: uint64(a.rev)}
 		if err := validatePut(p); err != nil {
 			r.Err = err

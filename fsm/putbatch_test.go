@@ -105,6 +105,26 @@ func TestPutBatchInvalidatesCache(t *testing.T) {
 	}
 }
 
+// TestPutBatchRepeatedKeyDropsCachedState: a key written twice in one
+// batch reaches the cache without its new state (the cache would keep the
+// first state it learns at a revision), so the cache drops it; other keys
+// carry their state.
+func TestPutBatchRepeatedKeyDropsCachedState(t *testing.T) {
+	inv := &recordingInvalidator{}
+	f := newFSM(t, "", inv)
+	inv.take() // opening purges the cache
+	apply(t, f, 1, putBatchCmd(bput("a", "1", false), bput("b", "1", false), bput("a", "2", false)))
+	calls, _ := inv.take()
+	if want := []string{`key "a"@1`, `key "b"@1="1"`, `key "a"@1`}; !slices.Equal(calls, want) {
+		t.Errorf("invalidations: got %q, want %q", calls, want)
+	}
+	// The next command is not affected.
+	apply(t, f, 2, putCmd("a", "3"))
+	if calls, _ := inv.take(); !slices.Equal(calls, []string{`key "a"@2="3"`}) {
+		t.Errorf("invalidations after the batch: got %q", calls)
+	}
+}
+
 // TestPutBatchReplaySkipped checks that a PutBatch at or below the applied
 // index is skipped on replay, like any other entry.
 func TestPutBatchReplaySkipped(t *testing.T) {

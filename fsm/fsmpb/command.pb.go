@@ -319,7 +319,8 @@ func (*Command_PutBatch) isCommand_Op() {}
 // its own error and the others still apply. Every write of the batch has the
 // entry's index as its revision; the leader never puts the same key twice in
 // one batch, so a key's mod_revision still names exactly one write (the FSM
-// applies duplicates in order all the same). Since v0.4.0.
+// applies duplicates in order all the same, and has the read cache drop
+// such a key). Since v0.4.0.
 type PutBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Puts          []*Put                 `protobuf:"bytes,1,rep,name=puts,proto3" json:"puts,omitempty"`
