@@ -170,7 +170,11 @@ func TestCoalescedPutsAcrossLeaderIsolation(t *testing.T) {
 
 	waitAcked(300)
 	// The writers must really share entries, or this tests nothing new.
-	h := scrape(t, c, old)["raftkv_raft_coalesced_puts"].GetMetric()[0].GetHistogram()
+	ms := scrape(t, c, old)["raftkv_raft_coalesced_puts"].GetMetric()
+	if len(ms) != 1 {
+		t.Fatalf("leader exports %d raftkv_raft_coalesced_puts series, want 1", len(ms))
+	}
+	h := ms[0].GetHistogram()
 	if h.GetSampleSum() <= float64(h.GetSampleCount()) {
 		t.Fatalf("leader proposed %v puts in %d entries: no batch of more than one", h.GetSampleSum(), h.GetSampleCount())
 	}
