@@ -182,8 +182,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	return results
 }
 
-// commitBatch runs fn in one store write transaction, marking the store
-// unsynced first when commits skip fsync (durability.go). The sync lock is
+// commitBatch runs fn in the store's staged write transaction (committed
+// now, or with later batches within Config.CommitDelay: store.Stage),
+// marking the store unsynced first when commits skip fsync (durability.go). The sync lock is
 // released even when fn panics (a fatal apply failure), so a recovered
 // panic in a test cannot wedge the FSM.
 func (f *FSM) commitBatch(fn func(*store.WriteTx) error) error {
@@ -192,7 +193,7 @@ func (f *FSM) commitBatch(fn func(*store.WriteTx) error) error {
 	if err := f.markUnsynced(); err != nil {
 		return err
 	}
-	return f.st.Update(fn)
+	return f.st.Stage(fn)
 }
 
 // fatal logs and panics: the FSM cannot continue without diverging.

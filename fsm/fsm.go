@@ -38,6 +38,10 @@ type Config struct {
 	// by the unsynced marker described in durability.go. Zero fsyncs every
 	// batch.
 	SyncInterval time.Duration
+	// CommitDelay, when positive and SyncInterval is too, lets applied
+	// batches share one store commit for up to this long (store.Stage);
+	// any read of the store commits them first. Zero commits every batch.
+	CommitDelay time.Duration
 }
 
 // DefaultConfig returns the default Config. Dir has no sensible default and
@@ -51,8 +55,8 @@ func (c Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("fsm: config: Dir is required")
 	}
-	if c.SyncInterval < 0 {
-		return fmt.Errorf("fsm: config: SyncInterval %v must not be negative", c.SyncInterval)
+	if c.SyncInterval < 0 || c.CommitDelay < 0 {
+		return fmt.Errorf("fsm: config: SyncInterval %v and CommitDelay %v must not be negative", c.SyncInterval, c.CommitDelay)
 	}
 	return nil
 }
@@ -215,9 +219,13 @@ func New(cfg Config, deps Deps) (*FSM, error) {
 }
 
 // storeOptions opens the store without fsync per commit when the FSM syncs
-// it on its own schedule.
+// it on its own schedule, and only then lets batches share a commit: with
+// SyncInterval zero every batch is meant to be durable when applied.
 func (c Config) storeOptions() store.Options {
-	return store.Options{NoSync: c.SyncInterval > 0}
+	if c.SyncInterval <= 0 {
+		return store.Options{}
+	}
+	return store.Options{NoSync: true, CommitDelay: c.CommitDelay}
 }
 
 // Close closes the store. It blocks until every snapshot taken from this FSM

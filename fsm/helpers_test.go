@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -31,13 +32,16 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // newFSM opens an FSM in dir (a fresh temp dir if empty) and closes it at
-// the end of the test.
+// the end of the test. It runs as a node does by default, with unsynced
+// commits, except that neither the sync nor the staged commit ever happens
+// on a timer: every applied batch stays staged until something reads the
+// store, so each test also checks that reads see staged batches.
 func newFSM(t testing.TB, dir string, inv fsm.Invalidator) *fsm.FSM {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	f, err := fsm.New(fsm.Config{Dir: dir}, fsm.Deps{Logger: testLogger(t), Invalidator: inv})
+	f, err := fsm.New(fsm.Config{Dir: dir, SyncInterval: time.Hour, CommitDelay: time.Hour}, fsm.Deps{Logger: testLogger(t), Invalidator: inv})
 	if err != nil {
 		t.Fatalf("fsm.New(%q): got error %v, want nil", dir, err)
 	}

@@ -19,6 +19,10 @@ const (
 	OpMixed Op = "mixed"
 	// OpTxn runs a compare-and-put (Target.Txn) on a random key.
 	OpTxn Op = "txn"
+	// OpPing makes the cheapest call the server answers (Target.Ping): no
+	// key, no store. It measures the RPC stack's ceiling on the machine,
+	// the most any workload of one call per operation can reach.
+	OpPing Op = "ping"
 )
 
 // maxKeySize bounds Options.KeySize; servers refuse far smaller keys.
@@ -99,9 +103,9 @@ func (o Options) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch o.Op {
-	case OpPut, OpGet, OpMixed, OpTxn:
+	case OpPut, OpGet, OpMixed, OpTxn, OpPing:
 	default:
-		bad("op must be put, get, mixed or txn, got %q", o.Op)
+		bad("op must be put, get, mixed, txn or ping, got %q", o.Op)
 	}
 	if o.Clients < 1 {
 		bad("clients must be at least 1, got %d", o.Clients)

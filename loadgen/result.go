@@ -29,7 +29,8 @@ type Result struct {
 	Conns   int `json:"conns"`
 	// Ops is the number of measured operations that succeeded.
 	Ops int64 `json:"ops"`
-	// Reads and Writes split Ops by kind (a Txn counts as a write).
+	// Reads and Writes split Ops by kind (a Txn counts as a write, a ping
+	// as a read).
 	Reads  int64 `json:"reads"`
 	Writes int64 `json:"writes"`
 	// Errors is the number of measured operations that failed, and

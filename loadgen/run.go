@@ -281,6 +281,8 @@ func (c *client) do(ctx context.Context, index int64) (read bool, err error) {
 		return false, c.t.Put(ctx, c.key, c.value())
 	case OpTxn:
 		return false, c.t.Txn(ctx, c.key, c.value())
+	case OpPing:
+		return true, c.t.Ping(ctx)
 	default:
 		return false, c.t.Put(ctx, c.key, c.value())
 	}

@@ -24,6 +24,7 @@ type fakeStore struct {
 	puts   atomic.Int64
 	gets   atomic.Int64
 	txns   atomic.Int64
+	pings  atomic.Int64
 	closed atomic.Int64
 	// failEvery, when positive, fails every failEvery-th call with
 	// errFake.
@@ -67,6 +68,11 @@ func (f fakeTarget) Txn(_ context.Context, key, value []byte) error {
 	return f.fail()
 }
 
+func (f fakeTarget) Ping(context.Context) error {
+	f.s.pings.Add(1)
+	return f.fail()
+}
+
 func (f fakeTarget) Close() error { f.s.closed.Add(1); return nil }
 
 func (f fakeTarget) ErrorKind(err error) string {
@@ -97,13 +103,14 @@ func TestRunCounts(t *testing.T) {
 		failEvery             int64
 		wantOps, wantErrors   int64
 		wantPuts, wantGets    int64 // calls on the fake, when no warm-up
-		wantTxns              int64
+		wantTxns, wantPings   int64
 		wantKinds             map[string]int64
 		wantReadsMin, maxRead int64
 	}{
 		{name: "put", wantOps: 1000, wantPuts: 1000, maxRead: 0, wantKinds: map[string]int64{}},
 		{name: "get", mod: func(o *Options) { o.Op = OpGet }, wantOps: 1000, wantGets: 1000, wantReadsMin: 1000, maxRead: 1000, wantKinds: map[string]int64{}},
 		{name: "txn", mod: func(o *Options) { o.Op = OpTxn }, wantOps: 1000, wantTxns: 1000, wantKinds: map[string]int64{}},
+		{name: "ping", mod: func(o *Options) { o.Op = OpPing }, wantOps: 1000, wantPings: 1000, wantReadsMin: 1000, maxRead: 1000, wantKinds: map[string]int64{}},
 		{name: "one client one conn", mod: func(o *Options) { o.Clients, o.Conns = 1, 1 }, wantOps: 1000, wantPuts: 1000, wantKinds: map[string]int64{}},
 		{
 			name: "errors by kind", failEvery: 4, wantOps: 750, wantErrors: 250, wantPuts: 1000,
@@ -130,8 +137,8 @@ func TestRunCounts(t *testing.T) {
 			if res.Ops != tt.wantOps || res.Errors != tt.wantErrors {
 				t.Errorf("ops, errors = %d, %d; want %d, %d", res.Ops, res.Errors, tt.wantOps, tt.wantErrors)
 			}
-			if got := [3]int64{s.puts.Load(), s.gets.Load(), s.txns.Load()}; got != [3]int64{tt.wantPuts, tt.wantGets, tt.wantTxns} {
-				t.Errorf("puts, gets, txns = %v; want %v", got, [3]int64{tt.wantPuts, tt.wantGets, tt.wantTxns})
+			if got, want := [4]int64{s.puts.Load(), s.gets.Load(), s.txns.Load(), s.pings.Load()}, [4]int64{tt.wantPuts, tt.wantGets, tt.wantTxns, tt.wantPings}; got != want {
+				t.Errorf("puts, gets, txns, pings = %v; want %v", got, want)
 			}
 			if res.Reads < tt.wantReadsMin || res.Reads > tt.maxRead || res.Reads+res.Writes != res.Ops {
 				t.Errorf("reads %d, writes %d; want reads in [%d, %d] and reads+writes = ops %d", res.Reads, res.Writes, tt.wantReadsMin, tt.maxRead, res.Ops)

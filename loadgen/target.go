@@ -41,6 +41,10 @@ type Target interface {
 	// read the key and evaluate the compare), put value under key;
 	// otherwise read key. A false compare is not an error.
 	Txn(ctx context.Context, key, value []byte) error
+	// Ping makes the cheapest call the server answers without touching its
+	// store (for gRPC servers, the standard health check), so a run of
+	// pings measures the RPC stack alone.
+	Ping(ctx context.Context) error
 	// Close releases the connection.
 	Close() error
 }

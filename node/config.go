@@ -101,6 +101,10 @@ type Config struct {
 	// is the durable record (fsm/durability.go, docs/write-path.md). Zero
 	// fsyncs every applied batch.
 	StoreSyncInterval time.Duration
+	// StoreCommitDelay is how long applied batches may share one commit of
+	// the store (fsm.Config.CommitDelay); 0 commits every batch. It has no
+	// effect when StoreSyncInterval is 0.
+	StoreCommitDelay time.Duration
 
 	// BackupDir is where this node keeps backups (`raftkvctl backup create`
 	// without --out, and scheduled ones); empty means DataDir/backups.
@@ -132,6 +136,10 @@ type Config struct {
 	CacheRedis rediscache.Config
 }
 
+// maxStoreCommitDelay bounds Config.StoreCommitDelay: staged writes are
+// held in memory, and a reader after a long delay pays for a large commit.
+const maxStoreCommitDelay = time.Second
+
 // DefaultConfig returns a working single-node configuration on 127.0.0.1 with
 // data in ./raftkv-data.
 func DefaultConfig() Config {
@@ -153,6 +161,7 @@ func DefaultConfig() Config {
 		SnapshotRetain:     2,
 		MaxAppendEntries:   256,
 		StoreSyncInterval:  time.Second,
+		StoreCommitDelay:   100 * time.Millisecond,
 		CoalesceMaxPuts:    256,
 		CoalesceInflight:   1,
 		BackupRetain:       7,
@@ -204,6 +213,9 @@ func (c Config) Validate() error {
 	}
 	if c.StoreSyncInterval < 0 {
 		errs = append(errs, fmt.Errorf("store sync interval %v must not be negative", c.StoreSyncInterval))
+	}
+	if c.StoreCommitDelay < 0 || c.StoreCommitDelay > maxStoreCommitDelay {
+		errs = append(errs, fmt.Errorf("store commit delay %v must be between 0 and %v", c.StoreCommitDelay, maxStoreCommitDelay))
 	}
 	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
 		errs = append(errs, fmt.Errorf("max append entries %d must be in 1..1024", c.MaxAppendEntries))

@@ -145,7 +145,7 @@ func New(cfg Config, deps Deps) (_ *Node, err error) {
 	if n.cache != nil {
 		inv = n.cache
 	}
-	n.fsm, err = fsm.New(fsm.Config{Dir: cfg.DataDir, SyncInterval: cfg.StoreSyncInterval}, fsm.Deps{Logger: n.logger, Invalidator: inv})
+	n.fsm, err = fsm.New(fsm.Config{Dir: cfg.DataDir, SyncInterval: cfg.StoreSyncInterval, CommitDelay: cfg.StoreCommitDelay}, fsm.Deps{Logger: n.logger, Invalidator: inv})
 	if err != nil {
 		return nil, fmt.Errorf("open fsm: %w", err)
 	}

@@ -105,6 +105,10 @@ type Options struct {
 	// LockTimeout bounds how long Open waits for another process to release
 	// the file lock. Zero means DefaultLockTimeout; negative waits forever.
 	LockTimeout time.Duration
+	// CommitDelay, when positive, is how long Store.Stage may keep its
+	// transaction open before committing it (stage.go). Zero makes Stage
+	// commit every call, like Update.
+	CommitDelay time.Duration
 }
 
 // Stats is a point-in-time summary of a Store.
@@ -134,6 +138,9 @@ type Store struct {
 
 	pathMu sync.Mutex
 	path   string
+
+	commitDelay time.Duration
+	stagedTx
 }
 
 // Open opens the store file at path, creating it (with FormatVersion) if it
@@ -202,7 +209,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
-	s = &Store{db: db, path: path}
+	s = &Store{db: db, path: path, commitDelay: opts.CommitDelay}
 	s.state.Store(st)
 	return s, nil
 }
@@ -287,8 +294,8 @@ func (s *Store) Path() string {
 	return s.path
 }
 
-// Applied returns the raft index and term of the last committed SetApplied,
-// from memory. It is (0, 0) for a fresh store.
+// Applied returns the raft index and term of the last SetApplied, committed
+// or staged, from memory. It is (0, 0) for a fresh store.
 func (s *Store) Applied() (index, term uint64) {
 	st := s.state.Load()
 	return st.index, st.term
@@ -305,6 +312,9 @@ func (s *Store) Update(fn func(*WriteTx) error) error {
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if err := s.commitStagedLocked(); err != nil {
+		return err
+	}
 
 	var w *WriteTx
 	var fnErr error
@@ -340,6 +350,9 @@ func (s *Store) View(fn func(*ReadTx) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if err := s.commitStaged(); err != nil {
+		return err
+	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		r, err := newReader(tx)
 		if err != nil {
@@ -356,6 +369,9 @@ func (s *Store) View(fn func(*ReadTx) error) error {
 func (s *Store) BeginRead() (*ReadTx, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
+	}
+	if err := s.commitStaged(); err != nil {
+		return nil, err
 	}
 	tx, err := s.db.Begin(false)
 	if err != nil {
@@ -383,11 +399,14 @@ func (s *Store) Stats() (Stats, error) {
 	return st, err
 }
 
-// Sync flushes the file to stable storage. It is only needed for a store
-// opened with Options.NoSync.
+// Sync commits staged writes and flushes the file to stable storage. It is
+// only needed for a store opened with Options.NoSync.
 func (s *Store) Sync() error {
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if err := s.commitStaged(); err != nil {
+		return err
 	}
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("store: sync %q: %w", s.Path(), err)
@@ -418,16 +437,21 @@ func (s *Store) Rename(newPath string) error {
 	return nil
 }
 
-// Close closes the store. It blocks until every read transaction from
-// BeginRead has been rolled back. Closing a closed store returns nil.
+// Close commits staged writes and closes the store. It blocks until every
+// read transaction from BeginRead has been rolled back. Closing a closed
+// store returns nil; a failed commit of staged writes is returned after the
+// file is closed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.writeMu.Lock()
+	stagedErr := s.commitStagedLocked()
+	s.writeMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close %q: %w", s.Path(), err)
 	}
-	return nil
+	return stagedErr
 }
 
 // SyncDir fsyncs a directory, making renames, creations and removals in it

@@ -308,7 +308,8 @@ func (t *ReadTx) Rollback() error {
 	return nil
 }
 
-// WriteTx is a read-write transaction, valid only inside Store.Update. Reads
+// WriteTx is a read-write transaction, valid only inside Store.Update or
+// Store.Stage. Reads
 // through it see its own earlier writes. It is not safe for concurrent use.
 type WriteTx struct {
 	reader

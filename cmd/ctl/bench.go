@@ -17,8 +17,8 @@ const benchDeadline = 10 * 365 * 24 * time.Hour
 
 var benchSpec = commandSpec{
 	name:     "bench",
-	synopsis: "bench put|get|mixed|txn",
-	summary:  "measure throughput and latency of puts, gets, a mix or txns",
+	synopsis: "bench put|get|mixed|txn|ping",
+	summary:  "measure throughput and latency of puts, gets, a mix, txns or bare RPCs",
 	help: `Load the cluster with --clients concurrent clients over --conns gRPC
 connections and report operations per second and latency percentiles
 (p50, p90, p99, p99.9, max) of the successful operations, and the failed
@@ -30,6 +30,8 @@ ones by kind. Keys are --key-size bytes ("b" and a zero-padded number below
   mixed   read a fraction --read-ratio of the time, else write
   txn     compare-and-put: put if the key's mod revision is below 2^63-1
           (always true; the leader reads the key and compares)
+  ping    the standard gRPC health check: no raft, no store, so it
+          measures the RPC stack alone, the ceiling of any workload above
 
 The run ends after --total operations (default 10000) or after --duration;
 operations during --warmup are not counted. --rate paces all clients
@@ -94,16 +96,16 @@ func (c *benchCommand) defaultTimeout([]string) time.Duration { return benchDead
 func (c *benchCommand) options(args []string) (loadgen.Options, error) {
 	o := loadgen.DefaultOptions()
 	if len(args) == 0 {
-		return o, usageErrorf("missing workload: put, get, mixed or txn")
+		return o, usageErrorf("missing workload: put, get, mixed, txn or ping")
 	}
 	if err := wantArgs(args, 1, 1, "one workload"); err != nil {
 		return o, err
 	}
 	switch op := loadgen.Op(args[0]); op {
-	case loadgen.OpPut, loadgen.OpGet, loadgen.OpMixed, loadgen.OpTxn:
+	case loadgen.OpPut, loadgen.OpGet, loadgen.OpMixed, loadgen.OpTxn, loadgen.OpPing:
 		o.Op = op
 	default:
-		return o, usageErrorf("unknown workload %q (want put, get, mixed or txn)", args[0])
+		return o, usageErrorf("unknown workload %q (want put, get, mixed, txn or ping)", args[0])
 	}
 	set := func(name string) bool { return flagSet(c.fs, name) }
 	if !set("conns") {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/raftkv/raftkv/api/kvpb"
@@ -98,6 +99,17 @@ func (t *Target) Txn(ctx context.Context, key, value []byte) error {
 		Success: []*kvpb.RequestOp{{Request: &kvpb.RequestOp_RequestPut{RequestPut: &kvpb.PutRequest{Key: key, Value: value}}}},
 		Failure: []*kvpb.RequestOp{{Request: &kvpb.RequestOp_RequestRange{RequestRange: &kvpb.RangeRequest{Key: key}}}},
 	})
+	return err
+}
+
+// Ping asks the node's standard gRPC health service for the overall
+// status: a call that touches neither raft nor the store.
+func (t *Target) Ping(ctx context.Context) error { return Ping(ctx, t.cc) }
+
+// Ping is Target.Ping on any connection to a server that registers the
+// standard health service (raftkv and etcd both do).
+func Ping(ctx context.Context, cc grpc.ClientConnInterface) error {
+	_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
 	return err
 }
 

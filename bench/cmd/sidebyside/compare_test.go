@@ -60,3 +60,40 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestSelectRows(t *testing.T) {
+	tests := []struct {
+		only    string
+		want    []string
+		wantErr string
+	}{
+		{only: "", want: names(rows)},
+		{only: "put c=1,health", want: []string{"put c=1", "put c=16", "gRPC health check c=64 (RPC ceiling)"}},
+		{only: " serializable , ", want: []string{"serializable get c=64"}},
+		{only: "scan", wantErr: "matches no row"},
+	}
+	for _, tt := range tests {
+		got, err := selectRows(tt.only)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("selectRows(%q) error %v, want one containing %q", tt.only, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("selectRows(%q): %v", tt.only, err)
+			continue
+		}
+		if g := names(got); strings.Join(g, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("selectRows(%q) = %q, want %q", tt.only, g, tt.want)
+		}
+	}
+}
+
+func names(rs []row) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}

@@ -63,6 +63,10 @@ func (t *etcdTarget) Txn(ctx context.Context, key, value []byte) error {
 	return err
 }
 
+// Ping is the same health check as kvtarget.Target.Ping; etcd registers
+// the standard health service on its client port.
+func (t *etcdTarget) Ping(ctx context.Context) error { return kvtarget.Ping(ctx, t.cc) }
+
 func (t *etcdTarget) Close() error { return t.cc.Close() }
 
 // ErrorKind names err by its gRPC code, as for raftkv.

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -77,6 +78,8 @@ type config struct {
 	quota          int64
 	outJSON        string
 	outMD          string
+	// rows are the table rows to run (compare); all of them by default.
+	rows []row
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -115,6 +118,7 @@ Flags:
 	fs.Int64Var(&c.quota, "quota-backend-bytes", 8<<30, "etcd's backend quota")
 	fs.StringVar(&c.outJSON, "out-json", "", "write every number (and the machine) to this JSON file")
 	fs.StringVar(&c.outMD, "out-md", "", "also write the markdown table to this file")
+	only := fs.String("rows", "", "compare: run only the rows whose name contains one of these comma-separated strings (e.g. \"put c=1,health\"); default every row")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -142,6 +146,10 @@ Flags:
 	case c.keySpace < 1 || c.scaleKeys < 1:
 		return nil, &usageError{errors.New("--key-space and --scale-keys must be at least 1")}
 	}
+	var err error
+	if c.rows, err = selectRows(*only); err != nil {
+		return nil, &usageError{err}
+	}
 	if c.raftkvctl == "" {
 		c.raftkvctl = filepath.Join(filepath.Dir(c.raftkvd), "raftkvctl")
 	}
@@ -151,6 +159,27 @@ Flags:
 		}
 	}
 	return c, nil
+}
+
+// selectRows returns the rows whose name contains one of the
+// comma-separated strings in only, in table order; every row for "".
+func selectRows(only string) ([]row, error) {
+	if strings.TrimSpace(only) == "" {
+		return rows, nil
+	}
+	var out []row
+	for _, r := range rows {
+		for s := range strings.SplitSeq(only, ",") {
+			if s = strings.TrimSpace(s); s != "" && strings.Contains(r.Name, s) {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--rows %q matches no row", only)
+	}
+	return out, nil
 }
 
 func flagWasSet(fs *flag.FlagSet, name string) bool {
