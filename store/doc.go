@@ -5,9 +5,11 @@
 // It owns the on-disk layout of that file (buckets, record encoding, the
 // store format version) and the transactional bookkeeping that must commit
 // together with the data: the applied index and term, and the key count.
-// Every write goes through [Store.Update], so the data and the applied index
-// it corresponds to are always durable together; that is what lets the FSM
-// replay raft entries idempotently after a restart.
+// Every write goes through [Store.Update] or [Store.Stage] (which lets
+// several writes share one commit, and commits before anything reads), so
+// the data and the applied index it corresponds to always commit together;
+// that is what lets the FSM replay raft entries idempotently after a
+// restart.
 //
 // It must never know about raft, protobuf or the cache: it stores what it is
 // told and computes nothing (revisions and versions are chosen by package

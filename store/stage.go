@@ -124,9 +124,12 @@ func (s *Store) commitStagedLocked() error {
 	if s.staged == nil {
 		return s.lost()
 	}
-	tx := s.staged
+	// Only a finished commit may clear hasStaged: a reader that finds it
+	// false reads without taking writeMu, and must then find every staged
+	// write committed, not a commit still in progress.
+	err := s.staged.Commit()
 	s.clearStagedLocked()
-	if err := tx.Commit(); err != nil {
+	if err != nil {
 		lostErr := fmt.Errorf("%w: commit: %w", ErrStagedLost, err)
 		s.failed.Store(&lostErr)
 		return lostErr
@@ -171,7 +174,10 @@ func (s *Store) lost() error {
 // stagedTx is what Store keeps for Stage; embedded so store.go stays about
 // the file itself.
 type stagedTx struct {
-	staged     *bolt.Tx // guarded by Store.writeMu
+	staged *bolt.Tx // guarded by Store.writeMu
+	// hasStaged is true from the first Stage of a transaction until its
+	// commit has returned. A reader that finds it false may read without
+	// taking writeMu: everything staged before it looked is committed.
 	hasStaged  atomic.Bool
 	stageTimer *time.Timer // guarded by Store.writeMu
 	failed     atomic.Pointer[error]

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -227,4 +228,50 @@ func TestStageFailure(t *testing.T) {
 func pagesWritten(s *Store) int64 {
 	st := s.db.Stats()
 	return st.TxStats.GetWrite()
+}
+
+// TestReadsNeverMissAStage races readers against Stage and the delay's own
+// commits, as the FSM uses them: a batch's index is published once Stage
+// returns, and a read that starts after that must see the batch, even while
+// the timer is committing it.
+func TestReadsNeverMissAStage(t *testing.T) {
+	s := openStaged(t, time.Millisecond)
+	const batches = 3000
+	var published atomic.Uint64
+	errs := make(chan error, 4)
+	done := make(chan struct{})
+	for range 3 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				want := published.Load()
+				var got uint64
+				err := s.View(func(tx *ReadTx) (err error) { got, _, err = tx.Applied(); return err })
+				if err == nil && got < want {
+					err = fmt.Errorf("a read that began after batch %d was published saw applied index %d", want, got)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := uint64(1); i <= batches; i++ {
+		if err := stagePut(s, i, kv(fmt.Sprintf("k%d", i%100), int64(i))); err != nil {
+			t.Fatalf("Stage %d: %v", i, err)
+		}
+		published.Store(i)
+	}
+	close(done)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
