@@ -83,10 +83,14 @@ func (s *Store) Stage(fn func(*WriteTx) error) (err error) {
 		// cannot be taken out alone.
 		s.dropStagedLocked()
 		if !began {
-			lostErr := fmt.Errorf("%w: a later staged write failed: %v", ErrStagedLost, err)
+			cause := "panicked"
+			if err != nil {
+				cause = err.Error()
+			}
+			lostErr := fmt.Errorf("%w: a later staged write failed: %s", ErrStagedLost, cause)
 			s.failed.Store(&lostErr)
 			if err != nil {
-				err = lostErr
+				err = lostErr // a panic goes on as a panic
 			}
 		}
 	}()

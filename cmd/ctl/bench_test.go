@@ -144,6 +144,13 @@ func TestBenchCluster(t *testing.T) {
 	if rep.Result.Ops == 0 || rep.Result.Errors != 0 || rep.Result.Duration < 300*time.Millisecond {
 		t.Errorf("txn --duration 300ms: %+v; want some ops, no errors, at least 300ms", rep.Result)
 	}
+
+	// ping is the node's gRPC health service: it must answer, and counts
+	// its calls as reads.
+	rep = benchJSON(t, "ping", "--total", "100", "--clients", "2", "--conns", "1", ep)
+	if rep.Result.Ops != 100 || rep.Result.Errors != 0 || rep.Result.Reads != 100 {
+		t.Errorf("ping: %+v; want 100 calls, all reads, no errors", rep.Result)
+	}
 }
 
 func TestBenchProgressLine(t *testing.T) {
