@@ -80,8 +80,8 @@ func (s *Store) Stage(fn func(*WriteTx) error) (err error) {
 			return
 		}
 		// fn failed or panicked: its writes are in the transaction and
-		// cannot be taken out alone.
-		s.dropStagedLocked()
+		// cannot be taken out alone. Poison first, then drop: a reader
+		// that finds nothing staged must also find the poison.
 		if !began {
 			cause := "panicked"
 			if err != nil {
@@ -93,6 +93,7 @@ func (s *Store) Stage(fn func(*WriteTx) error) (err error) {
 				err = lostErr // a panic goes on as a panic
 			}
 		}
+		s.dropStagedLocked()
 	}()
 	r, err := newReader(s.staged)
 	if err != nil {
@@ -131,13 +132,14 @@ func (s *Store) commitStagedLocked() error {
 	// Only a finished commit may clear hasStaged: a reader that finds it
 	// false reads without taking writeMu, and must then find every staged
 	// write committed, not a commit still in progress.
-	err := s.staged.Commit()
-	s.clearStagedLocked()
-	if err != nil {
+	// On failure the poison goes first, for the same reason.
+	if err := s.staged.Commit(); err != nil {
 		lostErr := fmt.Errorf("%w: commit: %w", ErrStagedLost, err)
 		s.failed.Store(&lostErr)
+		s.clearStagedLocked()
 		return lostErr
 	}
+	s.clearStagedLocked()
 	return nil
 }
 
