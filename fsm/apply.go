@@ -184,9 +184,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 
 // commitBatch runs fn in the store's staged write transaction (committed
 // now, or with later batches within Config.CommitDelay: store.Stage),
-// marking the store unsynced first when commits skip fsync (durability.go). The sync lock is
-// released even when fn panics (a fatal apply failure), so a recovered
-// panic in a test cannot wedge the FSM.
+// marking the store unsynced first when commits skip fsync
+// (durability.go). The sync lock is released even when fn panics (a fatal
+// apply failure), so a recovered panic in a test cannot wedge the FSM.
 func (f *FSM) commitBatch(fn func(*store.WriteTx) error) error {
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()
